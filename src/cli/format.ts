@@ -1,0 +1,48 @@
+import type { ClusterStatus } from '../primary/status.js';
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+export function formatBytes(n: number | null): string {
+  if (n === null) return '-';
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+/** Left-aligned columns, two spaces apart; numbers right-aligned. */
+export function table(header: string[], rows: string[][], numeric: boolean[] = []): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatStatus(s: ClusterStatus): string {
+  const head =
+    `${s.name}  ${s.state}  primary pid ${s.pid}  up ${formatDuration(s.uptimeMs)}  strategy ${s.strategy}  ` +
+    `workers ${s.totals.ready}/${s.desired} ready  generation ${s.generation}`;
+  const rows = s.workers.map((w) => [
+    String(w.slot),
+    String(w.pid),
+    w.state,
+    formatDuration(w.uptimeMs),
+    String(w.restarts),
+    formatBytes(w.rss),
+    w.cpuPercent === null ? '-' : `${w.cpuPercent.toFixed(1)}%`,
+    w.requests === null ? '-' : String(w.requests),
+  ]);
+  const body = table(['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'REQUESTS'], rows, [true, true, false, true, true, true, true, true]);
+  const total = `total: ${s.totals.workers} workers, ${formatBytes(s.totals.rss)} RSS, ${s.totals.requests} requests, ${s.totals.restarts} restarts`;
+  return `${head}\n${body}\n${total}`;
+}

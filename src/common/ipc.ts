@@ -1,0 +1,52 @@
+/**
+ * Messages between the primary and the runtime preloaded into each worker.
+ * Every corral message carries `corral: 1` so it can never be confused with
+ * the user's own `process.send()` traffic on the same channel.
+ */
+
+export interface WorkerStats {
+  /** Resident set size, bytes. */
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  /** Cumulative CPU time of the worker process, microseconds. */
+  cpuUser: number;
+  cpuSystem: number;
+  /** Event-loop delay over the last interval, milliseconds. */
+  loopDelayMean: number;
+  loopDelayMax: number;
+  /** Event-loop utilisation over the last interval, 0..1. */
+  loopUtilization: number;
+  /** Currently open connections on the worker's servers. */
+  connections: number;
+  /** Requests seen since the worker started. */
+  requests: number;
+}
+
+export type WorkerToPrimary =
+  | { corral: 1; type: 'listening'; address: string }
+  | { corral: 1; type: 'ready' }
+  | { corral: 1; type: 'heartbeat'; stats: WorkerStats };
+
+export type PrimaryToWorker = { corral: 1; type: 'drain'; idleCloseMs: number };
+
+export function isWorkerMessage(value: unknown): value is WorkerToPrimary {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as { corral?: unknown; type?: unknown };
+  return m.corral === 1 && (m.type === 'listening' || m.type === 'ready' || m.type === 'heartbeat');
+}
+
+export function isPrimaryMessage(value: unknown): value is PrimaryToWorker {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as { corral?: unknown; type?: unknown };
+  return m.corral === 1 && m.type === 'drain';
+}
+
+/** Environment variables the primary sets for the worker runtime. */
+export const ENV = {
+  workerId: 'CORRAL_WORKER_ID',
+  workers: 'CORRAL_WORKERS',
+  name: 'CORRAL_NAME',
+  strategy: 'CORRAL_STRATEGY',
+  heartbeatMs: 'CORRAL_HEARTBEAT_MS',
+} as const;

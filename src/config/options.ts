@@ -1,0 +1,153 @@
+import { statSync, accessSync, constants } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { UsageError } from '../common/errors.js';
+
+export const STRATEGIES = ['auto', 'rr', 'os', 'reuseport'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** What a caller may pass: the CLI after parsing argv, or the library API. */
+export interface StartOptions {
+  script: string;
+  args?: string[];
+  workers?: number | 'auto';
+  name?: string;
+  port?: number;
+  strategy?: Strategy;
+  env?: Record<string, string>;
+  cwd?: string;
+  bootTimeout?: number;
+  grace?: number;
+  reloadParallel?: number;
+  watchdog?: number;
+  maxMemory?: number;
+  maxRequests?: number;
+  maxRequestsJitter?: number;
+  prefix?: boolean;
+  logFormat?: LogFormat;
+  /** Directory of control sockets; default $CORRAL_HOME or ~/.corral. */
+  home?: string;
+  /** Listen on the control socket (default true). */
+  control?: boolean;
+}
+
+export interface ResolvedOptions {
+  script: string;
+  args: string[];
+  workers: number | 'auto';
+  name: string;
+  port: number | undefined;
+  strategy: Strategy;
+  env: Record<string, string>;
+  cwd: string;
+  bootTimeout: number;
+  grace: number;
+  reloadParallel: number;
+  watchdog: number;
+  maxMemory: number | undefined;
+  maxRequests: number | undefined;
+  maxRequestsJitter: number;
+  prefix: boolean;
+  logFormat: LogFormat;
+  home: string;
+  control: boolean;
+}
+
+export const DEFAULTS = {
+  bootTimeout: 30_000,
+  grace: 10_000,
+  reloadParallel: 1,
+  watchdog: 30_000,
+  maxRequestsJitter: 0,
+} as const;
+
+export function defaultHome(): string {
+  return process.env.CORRAL_HOME || path.join(os.homedir(), '.corral');
+}
+
+function integer(label: string, value: unknown, min: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new UsageError(`${label} must be ${what}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function optionalInteger(label: string, value: unknown, min: number, what: string): number | undefined {
+  return value === undefined ? undefined : integer(label, value, min, what);
+}
+
+function oneOf<T extends string>(label: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`${label} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+/** The script must be a readable file; say which and how to fix it. */
+export function checkScript(script: string, cwd: string): string {
+  const abs = path.resolve(cwd, script);
+  let st;
+  try {
+    st = statSync(abs);
+  } catch {
+    throw new UsageError(`script not found: ${script} (looked at ${abs}); check the path`);
+  }
+  if (st.isDirectory()) {
+    throw new UsageError(`${script} is a directory; name the server file inside it, e.g. ${path.join(script, 'server.js')}`);
+  }
+  try {
+    accessSync(abs, constants.R_OK);
+  } catch {
+    throw new UsageError(`script is not readable: ${abs}; check its permissions`);
+  }
+  return abs;
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function checkName(label: string, name: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new UsageError(`${label} must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+function defaultName(script: string): string {
+  const base = path.basename(script).replace(/\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_.-]/g, '-');
+  return NAME_RE.test(base) ? base : 'app';
+}
+
+/** Validate and fill in defaults; `label` maps an option key to how the caller spelled it. */
+export function resolveOptions(input: StartOptions, label: (key: string) => string = (k) => k): ResolvedOptions {
+  const cwd = input.cwd ?? process.cwd();
+  if (typeof input.script !== 'string' || input.script === '') throw new UsageError('no script given; usage: corral <script> [options]');
+  const script = checkScript(input.script, cwd);
+  const workers = input.workers === undefined || input.workers === 'auto'
+    ? 'auto'
+    : integer(label('workers'), input.workers, 1, 'a positive integer or "auto"');
+  const maxMemory = optionalInteger(label('maxMemory'), input.maxMemory, 1, 'a positive size');
+  const maxRequests = optionalInteger(label('maxRequests'), input.maxRequests, 1, 'a positive integer');
+  return {
+    script,
+    args: input.args ?? [],
+    workers,
+    name: checkName(label('name'), input.name ?? defaultName(script)),
+    port: optionalInteger(label('port'), input.port, 0, 'a port number (0-65535)'),
+    strategy: oneOf(label('strategy'), input.strategy ?? 'auto', STRATEGIES),
+    env: input.env ?? {},
+    cwd,
+    bootTimeout: integer(label('bootTimeout'), input.bootTimeout ?? DEFAULTS.bootTimeout, 1, 'a positive duration in ms'),
+    grace: integer(label('grace'), input.grace ?? DEFAULTS.grace, 0, 'a duration in ms (0 or more)'),
+    reloadParallel: integer(label('reloadParallel'), input.reloadParallel ?? DEFAULTS.reloadParallel, 1, 'a positive integer'),
+    watchdog: integer(label('watchdog'), input.watchdog ?? DEFAULTS.watchdog, 0, 'a duration in ms (0 = off)'),
+    maxMemory,
+    maxRequests,
+    maxRequestsJitter: integer(label('maxRequestsJitter'), input.maxRequestsJitter ?? DEFAULTS.maxRequestsJitter, 0, 'an integer (0 or more)'),
+    prefix: input.prefix ?? true,
+    logFormat: oneOf(label('logFormat'), input.logFormat ?? 'text', LOG_FORMATS),
+    home: input.home ?? defaultHome(),
+    control: input.control ?? true,
+  };
+}

@@ -1,0 +1,76 @@
+import net from 'node:net';
+import { CorralError, type CorralErrorCode } from '../common/errors.js';
+import { LineSplitter } from '../logs/lines.js';
+import { socketNames, socketPath } from './paths.js';
+import { PROTOCOL_VERSION, type ControlCommand, type ControlResponse } from './protocol.js';
+import { probeSocket } from './server.js';
+
+/** An error the primary answered with, carrying its code (E_RELOAD, E_USAGE, ...). */
+export class RemoteError extends CorralError {
+  constructor(code: string, message: string) {
+    super(code as CorralErrorCode, message);
+  }
+}
+
+/**
+ * Send one command and wait for its response. Commands such as `reload`
+ * answer only when the work is done, so there is no timeout by default; the
+ * wait ends when the primary answers or its socket closes.
+ */
+export function sendCommand(file: string, command: ControlCommand, timeoutMs = 0): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(file);
+    const id = 1;
+    let settled = false;
+    const finish = (err: Error | null, value?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const timer = timeoutMs > 0 ? setTimeout(() => finish(new CorralError('E_PROTOCOL', `no answer from ${file} within ${timeoutMs} ms`)), timeoutMs) : undefined;
+    sock.setEncoding('utf8');
+    const splitter = new LineSplitter((line) => {
+      let response: ControlResponse;
+      try {
+        response = JSON.parse(line) as ControlResponse;
+      } catch {
+        return finish(new CorralError('E_PROTOCOL', 'the primary sent an unreadable answer'));
+      }
+      if (response.id !== id) return;
+      if (response.ok) finish(null, response.result);
+      else finish(new RemoteError(response.error.code, response.error.message));
+    });
+    sock.on('data', (chunk: string) => splitter.push(chunk));
+    sock.once('error', (err) => finish(new CorralError('E_NO_CLUSTER', `cannot reach the cluster at ${file}: ${err.message}`)));
+    sock.once('close', () => finish(new CorralError('E_PROTOCOL', 'the cluster closed the connection before answering (did it stop?)')));
+    sock.once('connect', () => sock.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, ...command })}\n`));
+  });
+}
+
+/** Names of clusters whose socket answers; stale sockets are skipped. */
+export async function liveClusters(home: string): Promise<string[]> {
+  const names = socketNames(home);
+  const alive = await Promise.all(names.map((n) => probeSocket(socketPath(home, n))));
+  return names.filter((_, i) => alive[i]);
+}
+
+/** The socket of the named cluster, or of the only one running when no name is given. */
+export async function resolveCluster(home: string, name: string | undefined): Promise<{ name: string; file: string }> {
+  if (name !== undefined) {
+    const file = socketPath(home, name);
+    if (!(await probeSocket(file))) {
+      const live = await liveClusters(home);
+      const hint = live.length ? `running: ${live.join(', ')}` : 'none is running';
+      throw new CorralError('E_NO_CLUSTER', `no running cluster named "${name}" in ${home} (${hint})`);
+    }
+    return { name, file };
+  }
+  const live = await liveClusters(home);
+  if (live.length === 0) throw new CorralError('E_NO_CLUSTER', `no running cluster in ${home}; start one with 'corral <script>' (or set CORRAL_HOME)`);
+  if (live.length > 1) throw new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}); name one, e.g. 'corral status ${live[0]}'`);
+  const only = live[0] as string;
+  return { name: only, file: socketPath(home, only) };
+}

@@ -1,0 +1,84 @@
+/**
+ * The control protocol: newline-delimited JSON over a Unix socket, one
+ * request per line, each answered by one response carrying the same `id`.
+ * Versioned so an old CLI talking to a newer primary fails clearly.
+ */
+export const PROTOCOL_VERSION = 1;
+/** A request line longer than this is refused and the connection closed. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+export type RequestId = string | number;
+
+export type ControlCommand =
+  | { cmd: 'ping' }
+  | { cmd: 'status' }
+  | { cmd: 'reload' }
+  | { cmd: 'scale'; workers: number }
+  | { cmd: 'scale'; delta: number }
+  | { cmd: 'stop' };
+
+export type ControlRequest = ControlCommand & { v: typeof PROTOCOL_VERSION; id: RequestId };
+
+export interface ControlErrorBody {
+  code: string;
+  message: string;
+}
+
+export type ControlResponse =
+  | { v: typeof PROTOCOL_VERSION; id: RequestId | null; ok: true; result: unknown }
+  | { v: typeof PROTOCOL_VERSION; id: RequestId | null; ok: false; error: ControlErrorBody };
+
+export class ProtocolError extends Error {
+  readonly code = 'E_PROTOCOL';
+  constructor(
+    message: string,
+    readonly id: RequestId | null = null,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+function isId(v: unknown): v is RequestId {
+  return (typeof v === 'string' && v.length <= 64) || (typeof v === 'number' && Number.isSafeInteger(v));
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+/** Parse one request line into a typed request, or throw a ProtocolError naming the problem. */
+export function parseRequest(line: string): ControlRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new ProtocolError('request is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError('request must be a JSON object');
+  const m = value as Record<string, unknown>;
+  const id = isId(m.id) ? m.id : null;
+  if (id === null) throw new ProtocolError('request needs an "id" (string or integer)');
+  if (m.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${JSON.stringify(m.v)}; this primary speaks v${PROTOCOL_VERSION}`, id);
+  switch (m.cmd) {
+    case 'ping':
+    case 'status':
+    case 'reload':
+    case 'stop':
+      return { v: PROTOCOL_VERSION, id, cmd: m.cmd };
+    case 'scale':
+      if (isCount(m.workers)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', workers: m.workers };
+      if (isCount(m.delta)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', delta: m.delta };
+      throw new ProtocolError('scale needs an integer "workers" or "delta"', id);
+    default:
+      throw new ProtocolError(`unknown command ${JSON.stringify(m.cmd)}`, id);
+  }
+}
+
+export function okResponse(id: RequestId, result: unknown): ControlResponse {
+  return { v: PROTOCOL_VERSION, id, ok: true, result };
+}
+
+export function errorResponse(id: RequestId | null, error: ControlErrorBody): ControlResponse {
+  return { v: PROTOCOL_VERSION, id, ok: false, error };
+}

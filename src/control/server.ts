@@ -1,0 +1,112 @@
+import { unlinkSync, chmodSync } from 'node:fs';
+import net from 'node:net';
+import { CorralError, isErrnoException } from '../common/errors.js';
+import { LineSplitter } from '../logs/lines.js';
+import { ensurePrivateHome, socketPath } from './paths.js';
+import { MAX_LINE_BYTES, ProtocolError, errorResponse, okResponse, parseRequest, type ControlRequest, type ControlResponse } from './protocol.js';
+
+export type CommandHandler = (request: ControlRequest) => Promise<unknown>;
+
+/** Is something answering on this socket? A refused or missing socket is stale. */
+export function probeSocket(file: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(file);
+    const done = (alive: boolean): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(alive);
+    };
+    const timer = setTimeout(() => done(true), timeoutMs);
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/**
+ * The primary's end of the control channel: a Unix socket, owner-only, that
+ * turns each request line into a call of `handle` and writes one response.
+ * Garbage or oversized input gets an error reply, never a crash or a stall.
+ */
+export class ControlServer {
+  readonly path: string;
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+
+  private constructor(file: string, handle: CommandHandler) {
+    this.path = file;
+    this.#server = net.createServer((socket) => this.#serve(socket, handle));
+  }
+
+  static async listen(home: string, name: string, handle: CommandHandler): Promise<ControlServer> {
+    ensurePrivateHome(home);
+    const file = socketPath(home, name);
+    if (await probeSocket(file)) {
+      throw new CorralError('E_NAME_TAKEN', `a cluster named "${name}" is already running (socket ${file}); stop it with 'corral stop ${name}' or choose another --name`);
+    }
+    removeStale(file);
+    const server = new ControlServer(file, handle);
+    await new Promise<void>((resolve, reject) => {
+      server.#server.once('error', reject);
+      // The directory is 0700 already; umask closes the window before chmod.
+      const oldMask = process.umask(0o177);
+      try {
+        server.#server.listen(file, () => resolve());
+      } finally {
+        process.umask(oldMask);
+      }
+    });
+    chmodSync(file, 0o600);
+    return server;
+  }
+
+  close(): void {
+    this.#server.close();
+    for (const s of this.#sockets) s.destroy();
+    removeStale(this.path);
+  }
+
+  #serve(socket: net.Socket, handle: CommandHandler): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setEncoding('utf8');
+    const reply = (response: ControlResponse): void => {
+      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+    };
+    const splitter = new LineSplitter(
+      (line) => {
+        if (line.trim() !== '') void this.#answer(line, handle).then(reply);
+      },
+      MAX_LINE_BYTES,
+      () => {
+        reply(errorResponse(null, { code: 'E_PROTOCOL', message: `request line longer than ${MAX_LINE_BYTES} bytes` }));
+        socket.end();
+      },
+    );
+    socket.on('data', (chunk: string) => splitter.push(chunk));
+  }
+
+  async #answer(line: string, handle: CommandHandler): Promise<ControlResponse> {
+    let request: ControlRequest;
+    try {
+      request = parseRequest(line);
+    } catch (err) {
+      const e = err as ProtocolError;
+      return errorResponse(e.id ?? null, { code: e.code, message: e.message });
+    }
+    try {
+      return okResponse(request.id, await handle(request));
+    } catch (err) {
+      const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'E_INTERNAL';
+      return errorResponse(request.id, { code, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}
+
+function removeStale(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    if (!isErrnoException(err, 'ENOENT')) throw err;
+  }
+}

@@ -1,0 +1,129 @@
+import type { ResolvedOptions } from '../config/options.js';
+import { ControlServer } from '../control/server.js';
+import type { ControlRequest } from '../control/protocol.js';
+import { JsonSink, TextSink, type LogSink } from '../logs/sink.js';
+import { chooseStrategy } from './balancing.js';
+import { usableCpus } from './cpus.js';
+import { ClusterSpawner } from './spawn.js';
+import type { ClusterStatus } from './status.js';
+import { Supervisor, type ClusterEvents } from './supervisor.js';
+
+/** After SIGTERM at the end of the grace period, how long a worker has before SIGKILL. */
+export const KILL_TIMEOUT_MS = 3000;
+/** A draining worker closes keep-alive connections that stayed idle this long. */
+export const IDLE_CLOSE_MS = 1000;
+
+/** A running cluster, as the library API and the CLI see it. */
+export interface ClusterHandle {
+  readonly name: string;
+  readonly pid: number;
+  /** Path of the control socket, when the control channel is on. */
+  readonly controlSocket: string | undefined;
+  /** Resolves with the primary's exit code once every worker is gone. */
+  readonly done: Promise<number>;
+  reload(): Promise<void>;
+  scale(workers: number): Promise<number>;
+  stop(): Promise<number>;
+  status(): ClusterStatus;
+  on<E extends keyof ClusterEvents>(event: E, listener: (...args: ClusterEvents[E]) => void): ClusterHandle;
+  off<E extends keyof ClusterEvents>(event: E, listener: (...args: ClusterEvents[E]) => void): ClusterHandle;
+}
+
+export interface RunOptions {
+  /** Turn SIGINT/SIGTERM/SIGHUP/SIGTTIN/SIGTTOU into supervisor events (the CLI does). */
+  handleSignals?: boolean;
+}
+
+function makeSink(options: ResolvedOptions): LogSink {
+  return options.logFormat === 'json' ? new JsonSink(options.name) : new TextSink(options.name, options.prefix);
+}
+
+export async function runCluster(options: ResolvedOptions, run: RunOptions = {}): Promise<ClusterHandle> {
+  const choice = chooseStrategy(options.strategy);
+  const sink = makeSink(options);
+  const supervisor = new Supervisor(
+    {
+      name: options.name,
+      script: options.script,
+      strategy: choice.balancer.name,
+      workers: options.workers === 'auto' ? usableCpus() : options.workers,
+      bootTimeout: options.bootTimeout,
+      grace: options.grace,
+      killTimeout: KILL_TIMEOUT_MS,
+      watchdog: options.watchdog,
+      maxMemory: options.maxMemory,
+      maxRequests: options.maxRequests,
+      maxRequestsJitter: options.maxRequestsJitter,
+      reloadParallel: options.reloadParallel,
+      idleCloseMs: IDLE_CLOSE_MS,
+    },
+    new ClusterSpawner(options, sink, choice.balancer),
+    sink,
+  );
+  const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => answer(supervisor, req, options.grace)) : undefined;
+  if (choice.note) sink.write({ time: new Date(), level: 'info', source: 'corral', msg: `strategy ${choice.note}` });
+  const removeSignals = run.handleSignals ? installSignals(supervisor) : () => {};
+  void supervisor.done.then(() => {
+    control?.close();
+    removeSignals();
+  });
+  try {
+    await supervisor.start();
+  } catch (err) {
+    await supervisor.done;
+    throw err;
+  }
+  const handle: ClusterHandle = {
+    name: options.name,
+    pid: process.pid,
+    controlSocket: control?.path,
+    done: supervisor.done,
+    reload: () => supervisor.reload(),
+    scale: (n) => supervisor.scale(n),
+    stop: () => supervisor.stop(),
+    status: () => supervisor.status(),
+    on(event, listener) {
+      supervisor.on(event, listener as never);
+      return handle;
+    },
+    off(event, listener) {
+      supervisor.off(event, listener as never);
+      return handle;
+    },
+  };
+  return handle;
+}
+
+async function answer(supervisor: Supervisor, req: ControlRequest, graceMs: number): Promise<unknown> {
+  switch (req.cmd) {
+    case 'ping':
+      return { pid: process.pid };
+    case 'status':
+      return supervisor.status();
+    case 'reload':
+      await supervisor.reload();
+      return { generation: supervisor.status().generation };
+    case 'scale': {
+      const to = 'workers' in req ? req.workers : supervisor.desired + req.delta;
+      return { workers: await supervisor.scale(to) };
+    }
+    case 'stop':
+      // Answer now: the socket closes with the primary, so the client waits for the pid instead.
+      void supervisor.stop();
+      return { pid: process.pid, stopping: true, deadlineMs: graceMs + KILL_TIMEOUT_MS + 5000 };
+  }
+}
+
+function installSignals(supervisor: Supervisor): () => void {
+  const handlers: Array<[NodeJS.Signals, () => void]> = [
+    ['SIGINT', () => void supervisor.stop(supervisor.stopping)],
+    ['SIGTERM', () => void supervisor.stop(supervisor.stopping)],
+    ['SIGHUP', () => supervisor.reload().catch(() => {})],
+    ['SIGTTIN', () => supervisor.scale(supervisor.desired + 1).catch(() => {})],
+    ['SIGTTOU', () => supervisor.scale(supervisor.desired - 1).catch(() => {})],
+  ];
+  for (const [sig, fn] of handlers) process.on(sig, fn);
+  return () => {
+    for (const [sig, fn] of handlers) process.off(sig, fn);
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Preloaded into every worker with `--import`, before the user's script.
+ * It watches the servers the script creates (without the script knowing),
+ * reports readiness and a heartbeat to the primary, and performs the drain:
+ * stop accepting, answer every further request with `Connection: close`,
+ * close connections only once they have been idle for a while, then exit.
+ */
+import cluster from 'node:cluster';
+import net from 'node:net';
+import tls from 'node:tls';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { ENV, isPrimaryMessage, type WorkerStats, type WorkerToPrimary } from '../common/ipc.js';
+import { withReusePort } from './listen-args.js';
+import { ServerTracker } from './tracker.js';
+
+function send(message: WorkerToPrimary): void {
+  if (!process.connected || !process.send) return;
+  // The channel may close under us when the primary dies; the worker exits then anyway.
+  try {
+    process.send(message);
+  } catch {
+    /* channel closed */
+  }
+}
+
+function installListenHook(tracker: ServerTracker, reusePort: boolean): void {
+  const originalListen = net.Server.prototype.listen;
+  net.Server.prototype.listen = function patchedListen(this: net.Server, ...args: unknown[]) {
+    tracker.adopt(this, this instanceof tls.Server);
+    this.once('listening', () => {
+      const addr = this.address();
+      const text = typeof addr === 'string' ? addr : addr ? `${addr.address}:${addr.port}` : '';
+      send({ corral: 1, type: 'listening', address: text });
+    });
+    const finalArgs = reusePort ? withReusePort(args) : args;
+    return (originalListen as (...a: unknown[]) => net.Server).apply(this, finalArgs);
+  } as typeof net.Server.prototype.listen;
+}
+
+function startHeartbeat(tracker: ServerTracker, intervalMs: number): void {
+  const delay = monitorEventLoopDelay({ resolution: 20 });
+  delay.enable();
+  let lastElu = performance.eventLoopUtilization();
+  const beat = (): void => {
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    const elu = performance.eventLoopUtilization(lastElu);
+    lastElu = performance.eventLoopUtilization();
+    const stats: WorkerStats = {
+      rss: mem.rss,
+      heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      cpuUser: cpu.user,
+      cpuSystem: cpu.system,
+      loopDelayMean: Number.isFinite(delay.mean) ? delay.mean / 1e6 : 0,
+      loopDelayMax: delay.max / 1e6,
+      loopUtilization: elu.utilization,
+      connections: tracker.connectionCount(),
+      requests: tracker.requestCount(),
+    };
+    delay.reset();
+    send({ corral: 1, type: 'heartbeat', stats });
+  };
+  setInterval(beat, intervalMs).unref();
+  setImmediate(beat);
+}
+
+function main(): void {
+  if (!cluster.isWorker || !process.send) return;
+  const tracker = new ServerTracker();
+  installListenHook(tracker, process.env[ENV.strategy] === 'reuseport');
+  startHeartbeat(tracker, Number(process.env[ENV.heartbeatMs]) || 1000);
+
+  // Ctrl-C in a terminal signals the whole process group; the primary
+  // coordinates the graceful stop, so a worker must not die on it first.
+  process.on('SIGINT', () => {});
+
+  process.on('message', (message: unknown) => {
+    if (!isPrimaryMessage(message)) return;
+    tracker.drain(message.idleCloseMs, () => process.exit(0));
+  });
+}
+
+main();

@@ -1,0 +1,234 @@
+// Shared helpers for integration tests: start corral as a user would, read
+// what it prints, send real HTTP requests, and kill every process by PID
+// even when a test fails.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'dist/cli/main.js');
+export const FIXTURES = path.join(ROOT, 'test/fixtures');
+
+const started = new Set();
+process.on('exit', () => {
+  for (const c of started) c.killAll();
+});
+
+export function tempHome() {
+  return mkdtempSync(path.join(os.tmpdir(), 'corral-test-'));
+}
+
+/** Poll `fn` until it returns a truthy value or `ms` passes. */
+export async function waitFor(fn, ms, what = 'condition') {
+  const until = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await sleep(25);
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Run a corral CLI command to completion (status, reload, ...). */
+export function runCli(args, { home, timeout = 20000, env = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env, ...(home ? { CORRAL_HOME: home } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`corral ${args.join(' ')} did not finish within ${timeout} ms\n${stdout}\n${stderr}`));
+    }, timeout);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A running `corral <script>` primary. */
+export class Corral {
+  constructor(args, { home = tempHome(), env = {}, cwd = ROOT } = {}) {
+    this.home = home;
+    this.ownHome = true;
+    this.lines = [];
+    this.workerPids = new Set();
+    this.listeners = new Set();
+    this.proc = spawn(process.execPath, [CLI, ...args], {
+      cwd,
+      env: { ...process.env, CORRAL_HOME: home, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.pid = this.proc.pid;
+    this.exited = new Promise((resolve) => {
+      this.proc.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    for (const stream of [this.proc.stdout, this.proc.stderr]) {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk) => {
+        const parts = (partial + chunk).split('\n');
+        partial = parts.pop();
+        for (const line of parts) this.#line(line);
+      });
+    }
+    started.add(this);
+  }
+
+  #line(line) {
+    this.lines.push(line);
+    for (const m of line.matchAll(/\(pid (\d+)\)|^\[\S+ \d+ (\d+)\]/g)) this.workerPids.add(Number(m[1] ?? m[2]));
+    for (const l of this.listeners) l(line);
+  }
+
+  get output() {
+    return this.lines.join('\n');
+  }
+
+  /** Resolve with the first line (seen or future) matching `re`. */
+  waitForLine(re, ms = 10000) {
+    const hit = this.lines.find((l) => re.test(l));
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`no line matching ${re} within ${ms} ms; output:\n${this.output}`));
+      }, ms);
+      const check = (line) => {
+        if (!re.test(line)) return;
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve(line);
+      };
+      this.listeners.add(check);
+    });
+  }
+
+  /** Wait until `n` workers have printed their port; returns the port. */
+  async ready(n, ms = 15000) {
+    await waitFor(() => this.lines.filter((l) => /ready in \d+ ms/.test(l)).length >= n, ms, `${n} workers ready`);
+    const line = await this.waitForLine(/listening on (?:http:\/\/127\.0\.0\.1:)?(\d+)/, ms);
+    this.port = Number(/(\d+)\s*$/.exec(line)[1]);
+    return this.port;
+  }
+
+  async status() {
+    const r = await runCli(['status', '--json', '--home', this.home], { home: this.home });
+    if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  }
+
+  async waitForExit(ms = 15000) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`corral (pid ${this.pid}) did not exit within ${ms} ms; output:\n${this.output}`)), ms);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  signal(sig) {
+    process.kill(this.pid, sig);
+  }
+
+  killAll() {
+    for (const pid of [this.pid, ...this.workerPids]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
+
+  async cleanup() {
+    this.killAll();
+    await Promise.race([this.exited, sleep(2000)]);
+    started.delete(this);
+    if (this.ownHome) rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+export function startCorral(t, args, opts) {
+  const c = new Corral(args, opts);
+  t.after(() => c.cleanup());
+  return c;
+}
+
+export function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One HTTP GET; resolves with { status, body, headers } or rejects with the socket error. */
+export function get(port, urlPath = '/', { agent, timeout = 10000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: agent ?? false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body, headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeout, () => req.destroy(new Error(`request to ${urlPath} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Steady load from `concurrency` loops until stop() is called (and at most
+ * `maxMs`). Every failure (reset, refused, non-2xx) is recorded.
+ */
+export function load(port, { concurrency = 8, keepAlive = true, path: urlPath = '/', maxMs = 60000 } = {}) {
+  const agent = new http.Agent({ keepAlive, maxSockets: concurrency });
+  const stats = { ok: 0, failed: 0, errors: [], pids: new Set() };
+  let running = true;
+  const deadline = Date.now() + maxMs;
+  const loop = async () => {
+    while (running && Date.now() < deadline) {
+      try {
+        const r = await get(port, urlPath, { agent: keepAlive ? agent : false });
+        if (r.status >= 200 && r.status < 300) {
+          stats.ok += 1;
+          stats.pids.add(r.body.trim());
+        } else {
+          stats.failed += 1;
+          stats.errors.push(`HTTP ${r.status}`);
+        }
+      } catch (err) {
+        stats.failed += 1;
+        stats.errors.push(err.code ?? err.message);
+      }
+    }
+  };
+  const loops = Array.from({ length: concurrency }, loop);
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return stats;
+    },
+  };
+}
