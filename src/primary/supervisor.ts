@@ -90,6 +90,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   #everReady = false;
   #bootFailures = 0;
   #lastBootOutput: string | undefined;
+  /** The first error a failed start printed: what the crash-loop message names. */
+  #bootCause: string | undefined;
   #exitCode = 0;
   #reload: ReloadJob | null = null;
   #queuedReloads: Deferred<void>[] = [];
@@ -329,9 +331,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       return this.#failReload(`worker ${w.slot} of the new release failed to start (${reason})`);
     }
     for (const s of this.#scaleWaiters.splice(0)) s.reply.reject(new BootError(`worker ${w.slot} failed to start (${reason})`));
-    if (!this.#everReady) this.#bootFailures += 1;
+    if (this.#everReady) return;
+    this.#bootFailures += 1;
+    this.#bootCause ??= cause;
     if (isCrashLoop(this.#everReady, this.#bootFailures)) {
-      this.#fatal(new BootError(`the app cannot start: ${cause ?? describeExit(w.exit?.code ?? null, w.exit?.signal ?? null)} (${this.#config.script}); fix it and start again`));
+      const why = this.#bootCause ?? describeExit(w.exit?.code ?? null, w.exit?.signal ?? null);
+      this.#fatal(new BootError(`the app cannot start: ${why} (${this.#config.script}); fix it and start again`));
     }
   }
 

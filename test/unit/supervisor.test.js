@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Supervisor } from '../../dist/primary/supervisor.js';
+import { FakeClock, FakeSpawner, MemorySink, config, tick } from './fakes.js';
+
+function setup(over) {
+  const clock = new FakeClock();
+  const spawner = new FakeSpawner();
+  const sink = new MemorySink();
+  const sup = new Supervisor(config(over), spawner, sink, clock);
+  return { clock, spawner, sink, sup };
+}
+
+async function started(over) {
+  const s = setup(over);
+  const p = s.sup.start();
+  for (const proc of s.spawner.procs) proc.ready();
+  await p;
+  return s;
+}
+
+const drained = (proc) => proc.sent.some((m) => m.type === 'drain');
+
+test('start forks one worker per slot and resolves when all are ready', async () => {
+  const { spawner, sup } = setup({ workers: 3 });
+  let resolved = false;
+  const p = sup.start().then(() => (resolved = true));
+  assert.deepEqual(spawner.procs.map((p) => p.slot), [0, 1, 2]);
+  spawner.procs[0].ready();
+  spawner.procs[1].ready();
+  await tick();
+  assert.equal(resolved, false);
+  spawner.procs[2].ready();
+  await p;
+  assert.equal(sup.status().totals.ready, 3);
+});
+
+test('a crashed worker is replaced in its slot at once; a second crash backs off', async () => {
+  const { spawner, clock, sup, sink } = await started();
+  spawner.procs[1].die(1);
+  assert.equal(spawner.procs.length, 3);
+  assert.equal(spawner.last.slot, 1);
+  spawner.last.ready();
+  clock.advance(1000);
+  spawner.last.die(1);
+  assert.equal(spawner.procs.length, 3, 'second crash within the window is delayed');
+  clock.advance(99);
+  assert.equal(spawner.procs.length, 3);
+  clock.advance(1);
+  assert.equal(spawner.procs.length, 4);
+  assert.match(sink.text, /restarting in 100 ms/);
+  assert.equal(sup.status().workers.find((w) => w.slot === 1).restarts, 2);
+});
+
+test('back-off resets after a worker stays up 30 s', async () => {
+  const { spawner, clock } = await started({ workers: 1 });
+  spawner.last.die(1);
+  spawner.last.ready();
+  clock.advance(30_000);
+  spawner.last.die(1);
+  assert.equal(spawner.procs.length, 3, 'restarted at once again');
+});
+
+test('repeated boot failures before any worker was ready stop the cluster with exit code 1', async () => {
+  const { spawner, sup, sink } = setup({ workers: 2 });
+  const start = sup.start();
+  spawner.procs[0].held = [{ level: 'error', msg: 'SyntaxError: Unexpected token', source: 'worker' }];
+  spawner.procs[0].die(1);
+  spawner.procs[1].die(1);
+  assert.equal(spawner.procs.length, 4, 'each slot restarts at once after its first failure');
+  spawner.procs[2].die(1);
+  await assert.rejects(start, { code: 'E_BOOT', message: /SyntaxError: Unexpected token/ });
+  assert.equal(spawner.procs.length, 4, 'nothing is forked after the crash loop is detected');
+  assert.ok(drained(spawner.procs[3]), 'the last booting worker is stopped');
+  spawner.procs[3].die(0);
+  assert.equal(await sup.done, 1);
+  assert.match(sink.text, /the app cannot start/);
+});
+
+test('a worker missing its boot deadline is killed and counted as a failed start', async () => {
+  const { spawner, clock, sup } = setup({ workers: 1, bootTimeout: 500 });
+  void sup.start().catch(() => {});
+  clock.advance(500);
+  assert.deepEqual(spawner.procs[0].signals, ['SIGKILL']);
+  spawner.procs[0].die(null, 'SIGKILL');
+  assert.equal(spawner.procs.length, 2);
+  assert.equal(sup.status().workers[0].restartReasons['boot-failure'], 1);
+});
+
+test('rolling reload replaces one slot at a time, draining the old worker only after the new one is ready', async () => {
+  const { spawner, sup } = await started({ workers: 2 });
+  const [old0, old1] = spawner.procs;
+  let done = false;
+  const reload = sup.reload().then(() => (done = true));
+  assert.equal(spawner.procs.length, 3);
+  const new0 = spawner.last;
+  assert.equal(new0.slot, 0);
+  assert.equal(drained(old0), false);
+  new0.ready();
+  assert.equal(drained(old0), true);
+  assert.equal(drained(old1), false);
+  assert.equal(spawner.procs.length, 4, 'next slot begins');
+  const new1 = spawner.last;
+  assert.equal(new1.slot, 1);
+  old0.die(0);
+  new1.ready();
+  assert.equal(drained(old1), true);
+  await tick();
+  assert.equal(done, true);
+  await reload;
+  assert.equal(sup.status().generation, 2);
+  assert.equal(sup.status().workers.find((w) => w.pid === new0.pid).restartReasons.reload, 1);
+});
+
+test('--reload-parallel 2 boots two replacements at once', async () => {
+  const { spawner, sup } = await started({ workers: 3, reloadParallel: 2 });
+  void sup.reload();
+  assert.deepEqual(spawner.procs.slice(3).map((p) => p.slot), [0, 1]);
+});
+
+test('a replacement that fails to boot stops the reload; old workers keep serving', async () => {
+  const { spawner, sup, sink } = await started({ workers: 2 });
+  const [old0, old1] = spawner.procs;
+  const reload = sup.reload();
+  spawner.last.held = [{ level: 'error', msg: 'Error: broken release', source: 'worker' }];
+  spawner.last.die(1);
+  await assert.rejects(reload, { code: 'E_RELOAD', message: /broken release/ });
+  assert.equal(drained(old0), false);
+  assert.equal(drained(old1), false);
+  assert.equal(spawner.procs.length, 3, 'no more replacements');
+  assert.match(sink.text, /reload stopped/);
+  assert.equal(sup.status().state, 'running');
+});
+
+test('a reload requested while one runs follows it, never interleaves', async () => {
+  const { spawner, sup } = await started({ workers: 1 });
+  const first = sup.reload();
+  const second = sup.reload();
+  assert.equal(spawner.procs.length, 2);
+  spawner.last.ready();
+  spawner.procs[0].die(0);
+  await first;
+  assert.equal(spawner.procs.length, 3, 'the queued reload starts after the first');
+  spawner.last.ready();
+  await second;
+  assert.equal(sup.status().generation, 3);
+});
+
+test('scaling up forks new slots; scaling down drains the highest slots', async () => {
+  const { spawner, sup } = await started({ workers: 2 });
+  const up = sup.scale(4);
+  assert.deepEqual(spawner.procs.slice(2).map((p) => p.slot), [2, 3]);
+  spawner.procs[2].ready();
+  spawner.procs[3].ready();
+  assert.equal(await up, 4);
+  await sup.scale(1);
+  assert.deepEqual(spawner.procs.map(drained), [false, true, true, true]);
+  await assert.rejects(sup.scale(0), { code: 'E_USAGE' });
+});
+
+test('stop drains every worker, escalates SIGTERM then SIGKILL, and resolves once all are reaped', async () => {
+  const { spawner, clock, sup } = await started({ workers: 2, grace: 3000, killTimeout: 1000 });
+  const done = sup.stop();
+  assert.ok(spawner.procs.every(drained));
+  spawner.procs[0].die(0);
+  clock.advance(3000);
+  assert.deepEqual(spawner.procs[1].signals, ['SIGTERM']);
+  clock.advance(1000);
+  assert.deepEqual(spawner.procs[1].signals, ['SIGTERM', 'SIGKILL']);
+  spawner.procs[1].events.exit(null, 'SIGKILL');
+  let finished = false;
+  void done.then(() => (finished = true));
+  await tick();
+  assert.equal(finished, false, 'not before disconnect');
+  spawner.procs[1].events.disconnect();
+  assert.equal(await done, 1, 'a worker had to be killed');
+});
+
+test('a clean stop exits 0 and spawns nothing more', async () => {
+  const { spawner, sup } = await started({ workers: 2 });
+  const done = sup.stop();
+  for (const p of spawner.procs) p.die(0);
+  assert.equal(await done, 0);
+  assert.equal(spawner.procs.length, 2);
+});
+
+test('the watchdog kills a worker whose heartbeats stop, not one whose heartbeats flow', async () => {
+  const { spawner, clock, sink } = await started({ workers: 2, watchdog: 5000 });
+  for (let i = 0; i < 10; i++) {
+    clock.advance(1000);
+    spawner.procs[0].heartbeat();
+  }
+  assert.deepEqual(spawner.procs[0].signals, []);
+  assert.deepEqual(spawner.procs[1].signals, ['SIGKILL']);
+  assert.match(sink.text, /worker 1 \(pid \d+\) unresponsive for 5000 ms/);
+  spawner.procs[1].die(null, 'SIGKILL');
+  assert.equal(spawner.last.slot, 1);
+});
+
+test('a worker over --max-memory for 3 heartbeats is replaced before it drains', async () => {
+  const { spawner, sup } = await started({ workers: 1, maxMemory: 100 });
+  const old = spawner.procs[0];
+  old.heartbeat({ rss: 200 });
+  old.heartbeat({ rss: 50 });
+  old.heartbeat({ rss: 200 });
+  old.heartbeat({ rss: 200 });
+  assert.equal(spawner.procs.length, 1);
+  old.heartbeat({ rss: 200 });
+  assert.equal(spawner.procs.length, 2);
+  assert.equal(drained(old), false);
+  spawner.last.ready();
+  assert.equal(drained(old), true);
+  assert.equal(sup.status().workers.find((w) => w.pid === spawner.last.pid).restartReasons.memory, 1);
+});
+
+test('max-requests recycles a worker once its own limit is reached', async () => {
+  const { spawner } = await started({ workers: 1, maxRequests: 100, maxRequestsJitter: 0 });
+  spawner.procs[0].heartbeat({ requests: 99 });
+  assert.equal(spawner.procs.length, 1);
+  spawner.procs[0].heartbeat({ requests: 100 });
+  assert.equal(spawner.procs.length, 2);
+});
+
+test('a worker leaves the table only after both exit and disconnect', async () => {
+  const { spawner, sup } = await started({ workers: 1 });
+  void sup.scale(1);
+  const p = spawner.procs[0];
+  p.events.exit(1, null);
+  assert.equal(sup.status().workers.filter((w) => w.pid === p.pid).length, 0, 'exited workers are not listed');
+  p.events.disconnect();
+  assert.equal(spawner.last.slot, 0);
+});
