@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -231,4 +232,15 @@ export function load(port, { concurrency = 8, keepAlive = true, path: urlPath = 
       return stats;
     },
   };
+}
+
+/** A port that was free a moment ago, for tests that need a fixed one (all workers may die at once). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, ROOT, alive, get, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
+import { FIXTURES, ROOT, alive, freePort, get, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
 const HELLO = path.join(ROOT, 'examples/hello/server.js');
@@ -52,12 +52,7 @@ test('an ESM app works in cluster mode', async (t) => {
 });
 
 test('--port sets PORT for every worker', async (t) => {
-  const probe = await import('node:net').then(({ createServer }) => new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  }));
+  const probe = await freePort();
   const c = startCorral(t, [APP, '-w', '2', '--port', String(probe)]);
   const port = await c.ready(2);
   assert.equal(port, probe);
