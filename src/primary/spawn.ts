@@ -91,18 +91,28 @@ export class ClusterSpawner implements Spawner {
 }
 
 function wireEvents(worker: Worker, output: WorkerOutput, events: SpawnEvents): void {
+  let disconnected = false;
+  const disconnect = (): void => {
+    if (disconnected) return;
+    disconnected = true;
+    events.disconnect();
+  };
   worker.on('message', (message: unknown) => {
     if (isWorkerMessage(message)) events.message(message);
   });
   // Without a listener an IPC error (send on a closing channel) would be thrown in the primary.
   worker.on('error', () => {});
-  worker.once('disconnect', () => events.disconnect());
+  worker.once('disconnect', disconnect);
   worker.once('exit', (code: number | null, signal: string | null) => {
     let reported = false;
     const report = (): void => {
       if (reported) return;
       reported = true;
       clearTimeout(timer);
+      // A worker that exits while a message to it is still being written
+      // may never emit 'disconnect' (seen on Node 24); a dead process's
+      // channel carries nothing more, so count it as closed.
+      disconnect();
       events.exit(code, signal);
     };
     const timer = setTimeout(report, OUTPUT_SETTLE_MS);
