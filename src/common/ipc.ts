@@ -49,4 +49,5 @@ export const ENV = {
   name: 'CORRAL_NAME',
   strategy: 'CORRAL_STRATEGY',
   heartbeatMs: 'CORRAL_HEARTBEAT_MS',
+  requestLimit: 'CORRAL_REQUEST_LIMIT',
 } as const;

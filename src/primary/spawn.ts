@@ -30,6 +30,8 @@ export interface SpawnEvents {
 export interface SpawnRequest {
   slot: number;
   workers: number;
+  /** Requests after which the worker reports at once, so it is recycled promptly. */
+  requestLimit?: number | undefined;
 }
 
 export interface Spawner {
@@ -73,6 +75,7 @@ export class ClusterSpawner implements Spawner {
       [ENV.name]: this.#options.name,
     };
     if (this.#options.port !== undefined) env.PORT = String(this.#options.port);
+    if (request.requestLimit !== undefined) env[ENV.requestLimit] = String(request.requestLimit);
     // Settings are process-wide; set them per fork so two clusters in one process do not mix.
     cluster.setupPrimary(this.#settings);
     const worker = cluster.fork(env);

@@ -249,9 +249,6 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     w.proc.releaseOutput();
     this.#everReady = true;
     this.#armWatchdog(w);
-    if (this.#config.maxRequests !== undefined) {
-      w.requestLimit = this.#config.maxRequests + Math.floor(Math.random() * (this.#config.maxRequestsJitter + 1));
-    }
     this.#log('info', `worker ${w.slot} (pid ${w.pid}) ready in ${now - w.spawnedAt} ms${w.address ? ` on ${w.address}` : ''}`);
     this.emit('worker:ready', { slot: w.slot, pid: w.pid, generation: w.generation });
   }
@@ -526,8 +523,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   #spawnWorker(slot: number): void {
     const id = this.#nextId++;
     let handle: WorkerHandle | undefined;
+    const requestLimit = this.#requestLimit();
     const proc = this.#spawner.spawn(
-      { slot, workers: this.#desired },
+      { slot, workers: this.#desired, requestLimit },
       {
         message: (message) => handle && this.#enqueue({ type: 'worker-message', worker: handle, message }),
         exit: (code, signal) => handle && this.#enqueue({ type: 'worker-exit', worker: handle, code, signal }),
@@ -535,9 +533,16 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       },
     );
     handle = new WorkerHandle(id, slot, this.#generation, proc, this.#clock.now());
+    handle.requestLimit = requestLimit;
     this.#workers.set(id, handle);
     const w = handle;
     w.arm('boot', this.#config.bootTimeout, this.#clock, () => this.#enqueue({ type: 'timer', kind: 'boot', worker: w }));
+  }
+
+  /** Each worker gets its own limit (gunicorn's max-requests + jitter) so they do not all recycle at once. */
+  #requestLimit(): number | undefined {
+    const { maxRequests, maxRequestsJitter } = this.#config;
+    return maxRequests === undefined ? undefined : maxRequests + Math.floor(Math.random() * (maxRequestsJitter + 1));
   }
 
   #drainWorker(w: WorkerHandle, reason: RestartReason | 'stop'): void {

@@ -37,7 +37,7 @@ function installListenHook(tracker: ServerTracker, reusePort: boolean): void {
   } as typeof net.Server.prototype.listen;
 }
 
-function startHeartbeat(tracker: ServerTracker, intervalMs: number): void {
+function startHeartbeat(tracker: ServerTracker, intervalMs: number): () => void {
   const delay = monitorEventLoopDelay({ resolution: 20 });
   delay.enable();
   let lastElu = performance.eventLoopUtilization();
@@ -63,13 +63,16 @@ function startHeartbeat(tracker: ServerTracker, intervalMs: number): void {
   };
   setInterval(beat, intervalMs).unref();
   setImmediate(beat);
+  return beat;
 }
 
 function main(): void {
   if (!cluster.isWorker || !process.send) return;
-  const tracker = new ServerTracker();
+  let beatNow = (): void => {};
+  // Report at once when max-requests is reached instead of on the next beat.
+  const tracker = new ServerTracker(Number(process.env[ENV.requestLimit]) || Infinity, () => setImmediate(() => beatNow()));
   installListenHook(tracker, process.env[ENV.strategy] === 'reuseport');
-  startHeartbeat(tracker, Number(process.env[ENV.heartbeatMs]) || 1000);
+  beatNow = startHeartbeat(tracker, Number(process.env[ENV.heartbeatMs]) || 1000);
 
   // Ctrl-C in a terminal signals the whole process group; the primary
   // coordinates the graceful stop, so a worker must not die on it first.

@@ -22,6 +22,14 @@ export class ServerTracker {
   readonly #connections = new Map<net.Socket, Connection>();
   #requests = 0;
   #draining = false;
+  readonly #requestLimit: number;
+  readonly #onLimit: () => void;
+
+  /** `onLimit` runs once, when the request count reaches `requestLimit`. */
+  constructor(requestLimit = Infinity, onLimit: () => void = () => {}) {
+    this.#requestLimit = requestLimit;
+    this.#onLimit = onLimit;
+  }
 
   adopt(server: net.Server, isTls: boolean): void {
     if (this.#servers.has(server)) return;
@@ -74,6 +82,7 @@ export class ServerTracker {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#requests += 1;
+    if (this.#requests === this.#requestLimit) this.#onLimit();
     const conn = this.#connections.get(req.socket);
     if (this.#draining) refuseKeepAlive(res);
     if (!conn) return;
