@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { CorralError, UsageError } from '../common/errors.js';
+import { UsageError } from '../common/errors.js';
 import type { Strategy } from '../config/options.js';
 
 export type ConcreteStrategy = Exclude<Strategy, 'auto'>;
@@ -43,8 +43,10 @@ export interface StrategyChoice {
 /**
  * `auto` takes `os`: workers accept on the shared socket themselves. With a
  * new connection per request it costs about what a single process does per
- * request, where round-robin's hand-off costs 2.4x, and unlike reusePort a
- * worker that stops accepting leaves its queued connections to the others.
+ * request, where round-robin's hand-off costs ~3.7x (bench/), and unlike
+ * reusePort a worker that stops accepting leaves its queued connections to
+ * the others, so reloads drop nothing. Its cost: long-lived keep-alive
+ * connections spread unevenly (see the README's numbers).
  */
 export function chooseStrategy(requested: Strategy, version = process.versions.node, platform = process.platform): StrategyChoice {
   if (requested === 'reuseport') {
@@ -57,6 +59,15 @@ export function chooseStrategy(requested: Strategy, version = process.versions.n
   return { balancer: BALANCERS.os, note: 'auto: os (workers accept on the shared socket)' };
 }
 
-export function assertNever(x: never): never {
-  throw new CorralError('E_UNSUPPORTED', `unexpected value ${String(x)}`);
+/**
+ * With SO_REUSEPORT each worker has its own accept queue; when a draining
+ * worker closes its listener, Linux resets the connections still queued
+ * there unless net.ipv4.tcp_migrate_req=1 (Linux >= 5.14) moves them to a
+ * sibling. Returns a warning for the log, or null when reloads are safe.
+ */
+export function reusePortCaveat(read: (file: string) => string | undefined): string | null {
+  const value = read('/proc/sys/net/ipv4/tcp_migrate_req')?.trim();
+  if (value === '1') return null;
+  return 'with --strategy reuseport a reload can reset connections still queued at a retiring worker; ' +
+    'set sysctl net.ipv4.tcp_migrate_req=1 (Linux >= 5.14) or use --strategy os for drop-free reloads';
 }

@@ -2,8 +2,8 @@ import type { ResolvedOptions } from '../config/options.js';
 import { ControlServer } from '../control/server.js';
 import type { ControlRequest } from '../control/protocol.js';
 import { JsonSink, TextSink, type LogSink } from '../logs/sink.js';
-import { chooseStrategy } from './balancing.js';
-import { usableCpus } from './cpus.js';
+import { chooseStrategy, reusePortCaveat } from './balancing.js';
+import { readText, usableCpus } from './cpus.js';
 import { ClusterSpawner } from './spawn.js';
 import type { ClusterStatus } from './status.js';
 import { Supervisor, type ClusterEvents } from './supervisor.js';
@@ -62,6 +62,8 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
   );
   const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => answer(supervisor, req, options.grace)) : undefined;
   if (choice.note) sink.write({ time: new Date(), level: 'info', source: 'corral', msg: `strategy ${choice.note}` });
+  const caveat = choice.balancer.name === 'reuseport' ? reusePortCaveat(readText) : null;
+  if (caveat) sink.write({ time: new Date(), level: 'warn', source: 'corral', msg: caveat });
   const removeSignals = run.handleSignals ? installSignals(supervisor) : () => {};
   void supervisor.done.then(() => {
     control?.close();

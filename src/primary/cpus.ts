@@ -4,7 +4,7 @@ import path from 'node:path';
 
 export type ReadText = (file: string) => string | undefined;
 
-const readText: ReadText = (file) => {
+export const readText: ReadText = (file) => {
   try {
     return readFileSync(file, 'utf8');
   } catch {

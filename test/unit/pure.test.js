@@ -130,3 +130,10 @@ test('strategy: reuseport needs Node >= 22.12 on Linux; auto picks os', () => {
   assert.equal(chooseStrategy('auto', '24.0.0', 'linux').balancer.name, 'os');
   assert.equal(chooseStrategy('rr').balancer.name, 'rr');
 });
+
+test('reuseport warns unless tcp_migrate_req moves queued connections on reload', async () => {
+  const { reusePortCaveat } = await import('../../dist/primary/balancing.js');
+  assert.match(reusePortCaveat(() => '0\n'), /tcp_migrate_req=1/);
+  assert.match(reusePortCaveat(() => undefined), /tcp_migrate_req=1/);
+  assert.equal(reusePortCaveat(() => '1\n'), null);
+});
