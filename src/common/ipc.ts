@@ -26,21 +26,41 @@ export interface WorkerStats {
 export type WorkerToPrimary =
   | { corral: 1; type: 'listening'; address: string }
   | { corral: 1; type: 'ready' }
-  | { corral: 1; type: 'heartbeat'; stats: WorkerStats };
+  | { corral: 1; type: 'heartbeat'; stats: WorkerStats }
+  | { corral: 1; type: 'request'; id: number; name: string; payload: unknown }
+  | { corral: 1; type: 'broadcast'; payload: unknown };
 
-export type PrimaryToWorker = { corral: 1; type: 'drain'; idleCloseMs: number };
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+export type PrimaryToWorker =
+  | { corral: 1; type: 'drain'; idleCloseMs: number; reason: string }
+  | { corral: 1; type: 'reply'; id: number; ok: true; result: unknown }
+  | { corral: 1; type: 'reply'; id: number; ok: false; error: ErrorBody }
+  | { corral: 1; type: 'message'; payload: unknown; from: number | 'primary' };
+
+const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast']);
+const PRIMARY_TYPES = new Set(['drain', 'reply', 'message']);
 
 export function isWorkerMessage(value: unknown): value is WorkerToPrimary {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as { corral?: unknown; type?: unknown };
-  return m.corral === 1 && (m.type === 'listening' || m.type === 'ready' || m.type === 'heartbeat');
+  return m.corral === 1 && WORKER_TYPES.has(m.type as string);
 }
 
 export function isPrimaryMessage(value: unknown): value is PrimaryToWorker {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as { corral?: unknown; type?: unknown };
-  return m.corral === 1 && m.type === 'drain';
+  return m.corral === 1 && PRIMARY_TYPES.has(m.type as string);
 }
+
+/** Largest payload (as JSON) a worker may send or the primary may broadcast. */
+export const MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/** Global key under which the preloaded runtime and 'corral/worker' meet, even as two copies of corral. */
+export const BRIDGE_KEY = Symbol.for('corral.worker.bridge.v1');
 
 /** Environment variables the primary sets for the worker runtime. */
 export const ENV = {

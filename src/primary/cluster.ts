@@ -6,7 +6,8 @@ import { chooseStrategy, reusePortCaveat } from './balancing.js';
 import { readText, usableCpus } from './cpus.js';
 import { ClusterSpawner } from './spawn.js';
 import type { ClusterStatus } from './status.js';
-import { Supervisor, type ClusterEvents } from './supervisor.js';
+import { Supervisor, type ClusterEvents, type RequestHandler } from './supervisor.js';
+import { checkPayload } from '../worker/bridge.js';
 
 /** After SIGTERM at the end of the grace period, how long a worker has before SIGKILL. */
 export const KILL_TIMEOUT_MS = 3000;
@@ -25,6 +26,10 @@ export interface ClusterHandle {
   scale(workers: number): Promise<number>;
   stop(): Promise<number>;
   status(): ClusterStatus;
+  /** Answer workers' `worker.request(name, payload)`. */
+  onRequest(name: string, handler: RequestHandler): ClusterHandle;
+  /** Send a message to every worker's `worker.on('message')`; returns how many got it. */
+  broadcast(payload: unknown): number;
   on<E extends keyof ClusterEvents>(event: E, listener: (...args: ClusterEvents[E]) => void): ClusterHandle;
   off<E extends keyof ClusterEvents>(event: E, listener: (...args: ClusterEvents[E]) => void): ClusterHandle;
 }
@@ -84,6 +89,14 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     scale: (n) => supervisor.scale(n),
     stop: () => supervisor.stop(),
     status: () => supervisor.status(),
+    onRequest(name, handler) {
+      supervisor.onRequest(name, handler);
+      return handle;
+    },
+    broadcast(payload) {
+      checkPayload(payload);
+      return supervisor.broadcast(payload);
+    },
     on(event, listener) {
       supervisor.on(event, listener as never);
       return handle;

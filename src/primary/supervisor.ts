@@ -45,7 +45,11 @@ export type SupervisorEvent =
   | { type: 'stop'; force: boolean };
 
 /** What the library API and the log can observe, in order. */
+/** Answers a worker's `worker.request(name, payload)`; what it returns (or throws) goes back. */
+export type RequestHandler = (payload: unknown, from: { slot: number; pid: number }) => unknown;
+
 export interface ClusterEvents {
+  'worker:message': [{ slot: number; pid: number; payload: unknown }];
   'worker:ready': [{ slot: number; pid: number; generation: number }];
   'worker:exit': [{ slot: number; pid: number; code: number | null; signal: string | null; reason: RestartReason | 'stop' }];
   'reload:done': [{ generation: number }];
@@ -98,6 +102,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   #scaleWaiters: Array<{ to: number; reply: Deferred<number> }> = [];
   #respawnTimer: { at: number; timer: Timer } | null = null;
 
+  readonly #handlers = new Map<string, RequestHandler>();
   readonly #queue: SupervisorEvent[] = [];
   #processing = false;
   readonly #started = deferred<void>();
@@ -147,6 +152,22 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   stop(force = false): Promise<number> {
     this.#enqueue({ type: 'stop', force });
     return this.#done.promise;
+  }
+
+  /** Handle `worker.request(name, …)` from any worker; replaces an earlier handler for the name. */
+  onRequest(name: string, handler: RequestHandler): void {
+    this.#handlers.set(name, handler);
+  }
+
+  /** Send `payload` to every live worker's `worker.on('message')`. */
+  broadcast(payload: unknown, except?: WorkerHandle): number {
+    let n = 0;
+    for (const w of this.#workers.values()) {
+      if (w === except || !w.live) continue;
+      w.proc.send({ corral: 1, type: 'message', payload, from: except ? except.slot : 'primary' });
+      n += 1;
+    }
+    return n;
   }
 
   get stopping(): boolean {
@@ -240,7 +261,30 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
         return;
       case 'heartbeat':
         return this.#onHeartbeat(w, message.stats);
+      case 'request':
+        return this.#answer(w, message.id, message.name, message.payload);
+      case 'broadcast':
+        this.broadcast(message.payload, w);
+        this.emit('worker:message', { slot: w.slot, pid: w.pid, payload: message.payload });
+        return;
     }
+  }
+
+  /** The handler runs outside the loop; only its answer goes back to the worker that asked. */
+  #answer(w: WorkerHandle, id: number, name: string, payload: unknown): void {
+    const handler = this.#handlers.get(name);
+    const reply = (ok: boolean, value: unknown): void =>
+      w.proc.send(ok ? { corral: 1, type: 'reply', id, ok: true, result: value } : { corral: 1, type: 'reply', id, ok: false, error: value as { code: string; message: string } });
+    if (!handler) return reply(false, { code: 'E_NO_HANDLER', message: `the primary has no handler for request "${name}" (register one with cluster.onRequest)` });
+    Promise.resolve()
+      .then(() => handler(payload, { slot: w.slot, pid: w.pid }))
+      .then(
+        (result) => reply(true, result === undefined ? null : result),
+        (err: unknown) => {
+          const e = err as { code?: unknown; message?: unknown };
+          reply(false, { code: typeof e?.code === 'string' ? e.code : 'E_HANDLER', message: typeof e?.message === 'string' ? e.message : String(err) });
+        },
+      );
   }
 
   #markReady(w: WorkerHandle): void {
@@ -551,7 +595,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     w.transition('draining', this.#clock.now());
     w.endReason = reason;
     if (reason !== 'stop' && serving) this.#countRestart(w.slot, reason);
-    w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs });
+    w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs, reason });
     w.arm('grace', this.#config.grace, this.#clock, () => this.#enqueue({ type: 'timer', kind: 'grace', worker: w }));
   }
 

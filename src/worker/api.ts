@@ -2,14 +2,19 @@
  * What a user's script may import to cooperate with corral. Every member
  * works under plain `node` too, so the same app runs with and without it.
  */
-import cluster from 'node:cluster';
-import { ENV, type WorkerToPrimary } from '../common/ipc.js';
+import { EventEmitter } from 'node:events';
+import { ENV } from '../common/ipc.js';
+import { WorkerBridge, checkPayload, type ShutdownHook } from './bridge.js';
 
-const managed = cluster.isWorker && process.env[ENV.workerId] !== undefined && typeof process.send === 'function';
+export type { ShutdownHook } from './bridge.js';
+export { RemoteRequestError } from './bridge.js';
 
-function send(message: WorkerToPrimary): void {
-  if (managed && process.connected) process.send?.(message);
-}
+const bridge = WorkerBridge.find();
+const managed = bridge !== undefined && process.env[ENV.workerId] !== undefined;
+/** Outside corral there is no primary: messages stay in this process. */
+const local = new EventEmitter();
+
+export type MessageListener = (payload: unknown, from: number | 'primary') => void;
 
 export const worker = {
   /** True when this process is a worker run by corral. */
@@ -18,11 +23,48 @@ export const worker = {
   id: managed ? Number(process.env[ENV.workerId]) : 0,
   /** How many workers the cluster had when this one started (1 outside corral). */
   count: managed ? Number(process.env[ENV.workers]) : 1,
+
   /**
    * Tell the primary this worker can take work. Servers are ready when they
    * listen; scripts that never listen (queue consumers) call this instead.
    */
   ready(): void {
-    send({ corral: 1, type: 'ready' });
+    if (managed && process.connected) process.send?.({ corral: 1, type: 'ready' });
+  },
+
+  /**
+   * Run `hook(reason)` when the worker is stopped ('stop', 'reload', 'scale',
+   * 'memory', 'max-requests'), after its servers stopped accepting and its
+   * in-flight requests finished, before it exits. Bounded by --grace.
+   */
+  onShutdown(hook: ShutdownHook): void {
+    if (bridge) bridge.hooks.push(hook);
+  },
+
+  /**
+   * Ask the primary's handler for `name` (registered with cluster.onRequest)
+   * and resolve with its answer; its errors reject here with their message
+   * and code. Payloads travel as JSON, at most 1 MiB.
+   */
+  request(name: string, payload?: unknown, { timeout = 10_000 }: { timeout?: number } = {}): Promise<unknown> {
+    if (!managed || !bridge) {
+      return Promise.reject(Object.assign(new Error(`corral: request "${name}" needs a corral primary (this process runs under plain node)`), { code: 'E_NOT_MANAGED' }));
+    }
+    return bridge.request(name, payload, timeout);
+  },
+
+  /** Send `payload` to every other worker (and the primary's 'worker:message' listeners). */
+  broadcast(payload: unknown): void {
+    checkPayload(payload);
+    if (managed && bridge) bridge.broadcast(payload);
+  },
+
+  /** Messages from the primary's broadcast() or other workers' broadcast(). */
+  on(event: 'message', listener: MessageListener): void {
+    (bridge?.events ?? local).on(event, listener);
+  },
+
+  off(event: 'message', listener: MessageListener): void {
+    (bridge?.events ?? local).off(event, listener);
   },
 };

@@ -10,6 +10,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ENV, isPrimaryMessage, type WorkerStats, type WorkerToPrimary } from '../common/ipc.js';
+import { WorkerBridge } from './bridge.js';
 import { withReusePort } from './listen-args.js';
 import { ServerTracker } from './tracker.js';
 
@@ -78,9 +79,20 @@ function main(): void {
   // coordinates the graceful stop, so a worker must not die on it first.
   process.on('SIGINT', () => {});
 
+  const bridge = new WorkerBridge(send);
+  WorkerBridge.install(bridge);
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
-    tracker.drain(message.idleCloseMs, () => process.exit(0));
+    switch (message.type) {
+      case 'drain':
+        // Hooks run once in-flight requests are done, so a hook may close the pools they used.
+        return tracker.drain(message.idleCloseMs, () => void bridge.runHooks(message.reason).then(() => process.exit(0)));
+      case 'reply':
+        return bridge.settle(message.id, message.ok, message.ok ? message.result : message.error);
+      case 'message':
+        bridge.events.emit('message', message.payload, message.from);
+        return;
+    }
   });
 }
 

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, ROOT, alive, freePort, get, startCorral, tempHome, waitFor } from '../helpers.js';
+
+test('library API: start, requests to the primary, broadcast, scale, reload, stop, shutdown hooks', async (t) => {
+  const home = tempHome();
+  const shutdownLog = path.join(home, 'shutdown.log');
+  writeFileSync(shutdownLog, '');
+  const child = spawn(process.execPath, [path.join(FIXTURES, 'api-driver.mjs')], {
+    cwd: ROOT,
+    env: { ...process.env, CORRAL_HOME: home, SCRIPT: path.join(FIXTURES, 'api-worker.mjs'), PORT: String(await freePort()), SHUTDOWN_LOG: shutdownLog },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const steps = {};
+  const pids = new Set();
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+    for (const line of String(d).split('\n')) {
+      if (!line.startsWith('{"step"')) {
+        const m = /"pid":(\d+)/.exec(line);
+        if (m) pids.add(Number(m[1]));
+        continue;
+      }
+      const s = JSON.parse(line);
+      steps[s.step] = s;
+    }
+  });
+  child.stderr.on('data', (d) => (out += d));
+  t.after(() => {
+    for (const pid of [child.pid, ...pids]) try { process.kill(pid, 'SIGKILL'); } catch {}
+  });
+  await waitFor(() => steps.stopped, 40000, `the driver to finish; output:\n${out}`);
+
+  assert.equal(steps.started.pids.length, 2);
+  assert.equal(steps.add.value, 5);
+  assert.deepEqual(steps.fail.value, { code: 'E_NOPE', message: 'the primary says no' });
+  assert.equal(steps.unknown.value.code, 'E_NO_HANDLER');
+  assert.match(steps.big.value, /payload is \d+ bytes; the limit is 1048576/);
+  assert.equal(steps.broadcast.delivered, 2);
+  assert.deepEqual(steps.received.value, [{ payload: { hello: 'everyone' }, from: 'primary' }]);
+  assert.equal(steps.scaled.pids.length, 3);
+  assert.equal(steps.scaled.served.length, 3);
+  for (const pid of steps.reloaded.after) assert.ok(!steps.reloaded.before.includes(pid));
+  assert.equal(steps.reloaded.generation, 2);
+  assert.equal(steps.stopped.code, 0);
+  for (const pid of [...steps.reloaded.before, ...steps.reloaded.after]) assert.equal(alive(pid), false);
+  const hooks = readFileSync(shutdownLog, 'utf8').trim().split('\n').map((l) => l.split(' ')[1]);
+  assert.equal(hooks.filter((r) => r === 'reload').length, 3, `hooks: ${hooks}`);
+  assert.equal(hooks.filter((r) => r === 'stop').length, 3, `hooks: ${hooks}`);
+});
+
+test('a worker broadcast reaches every other worker', async (t) => {
+  const c = startCorral(t, [path.join(FIXTURES, 'api-worker.mjs'), '-w', '2', '--port', String(await freePort())]);
+  const port = await c.ready(2);
+  await get(port, '/broadcast');
+  await waitFor(async () => {
+    const seen = await Promise.all(Array.from({ length: 8 }, () => get(port, '/received').then((r) => JSON.parse(r.body))));
+    return seen.some((r) => r.length === 1 && typeof r[0].from === 'number');
+  }, 5000, 'the other worker to receive the broadcast');
+});
+
+test('the worker API works under plain node too', async () => {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', "import { worker } from 'corral/worker'; console.log(JSON.stringify({ m: worker.isPrimaryManaged, id: worker.id, n: worker.count })); await worker.request('x').catch((e) => console.log(e.code));"], { cwd: ROOT });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await new Promise((r) => child.on('exit', r));
+  assert.equal(out, '{"m":false,"id":0,"n":1}\nE_NOT_MANAGED\n');
+});
