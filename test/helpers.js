@@ -41,9 +41,10 @@ export async function waitFor(fn, ms, what = 'condition') {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Run a corral CLI command to completion (status, reload, ...). */
-export function runCli(args, { home, timeout = 20000, env = {} } = {}) {
+export function runCli(args, { home, timeout = 20000, env = {}, cwd = ROOT } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
       env: { ...process.env, ...env, ...(home ? { CORRAL_HOME: home } : {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -6,7 +6,7 @@ import { parseDuration, parseInteger, parseSize } from '../config/units.js';
 export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'start'; options: StartOptions }
+  | { kind: 'start'; options: StartOptions; configPath: string | undefined }
   | { kind: 'status'; name: string | undefined; json: boolean; home: string | undefined }
   | { kind: 'reload'; name: string | undefined; home: string | undefined }
   | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; home: string | undefined }
@@ -31,6 +31,7 @@ const START_OPTIONS = {
   'no-prefix': { type: 'boolean' },
   'log-format': { type: 'string' },
   home: { type: 'string' },
+  config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } satisfies ParseArgsConfig['options'];
@@ -58,7 +59,7 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 
 export function parseCommand(argv: string[]): Command {
   const first = argv[0];
-  if (first === undefined) throw new UsageError('no script given; usage: corral <script> [options]');
+  if (first === undefined) return { kind: 'start', options: { script: '' }, configPath: undefined };
   if (first === '--help' || first === '-h' || first === 'help') return { kind: 'help' };
   if (first === '--version' || first === '-v') return { kind: 'version' };
   if ((CONTROL_COMMANDS as readonly string[]).includes(first)) return parseControl(first as (typeof CONTROL_COMMANDS)[number], argv.slice(1));
@@ -96,8 +97,12 @@ function parseStart(argv: string[]): Command {
   const terminator = tokens.find((t) => t.kind === 'option-terminator');
   const before = terminator ? tokens.filter((t) => t.kind === 'positional' && t.index < terminator.index).length : positionals.length;
   const [script, ...extra] = positionals.slice(0, before);
-  if (script === undefined) throw new UsageError('no script given; usage: corral <script> [options] [-- <script args>]');
-  const options: StartOptions = { script, args: [...extra, ...positionals.slice(before)] };
+  if (script !== undefined && values.config !== undefined) {
+    throw new UsageError(`give either a script (${script}) or --config, not both`);
+  }
+  // No script: the apps come from a config file (--config, or corral.config.* in the cwd).
+  const options: StartOptions = { script: script ?? '' };
+  if (script !== undefined) options.args = [...extra, ...positionals.slice(before)];
   if (values.workers !== undefined) options.workers = values.workers === 'auto' ? 'auto' : parseInteger('--workers', values.workers, 1, 'a positive integer or "auto"');
   if (values.port !== undefined) options.port = parseInteger('--port', values.port, 0, 'a port number (0-65535)');
   if (options.port !== undefined && options.port > 65535) throw new UsageError(`--port must be a port number (0-65535), got "${values.port}"`);
@@ -120,7 +125,7 @@ function parseStart(argv: string[]): Command {
     options.logFormat = values['log-format'] as LogFormat;
   }
   if (values.home !== undefined) options.home = values.home;
-  return { kind: 'start', options };
+  return { kind: 'start', options, configPath: values.config };
 }
 
 function positive(label: string, n: number): number {

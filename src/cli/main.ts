@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { CorralError } from '../common/errors.js';
-import { defaultHome, resolveOptions } from '../config/options.js';
-import { liveClusters, resolveCluster, sendCommand } from '../control/client.js';
+import { CorralError, UsageError } from '../common/errors.js';
+import path from 'node:path';
+import { CONFIG_NAMES, findConfig, loadConfig } from '../config/file.js';
+import { defaultHome, resolveOptions, type ResolvedOptions, type StartOptions } from '../config/options.js';
+import { chooseStrategy } from '../primary/balancing.js';
+import type { ClusterHandle } from '../primary/cluster.js';
+import { liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
 import { socketPath } from '../control/paths.js';
+import { probeSocket } from '../control/server.js';
 import { runCluster } from '../primary/cluster.js';
 import type { ClusterStatus } from '../primary/status.js';
 import { parseCommand, type Command } from './args.js';
@@ -29,15 +34,50 @@ async function run(command: Command): Promise<number> {
     case 'version':
       process.stdout.write(`corral ${version()}\n`);
       return 0;
-    case 'start': {
-      const cluster = await runCluster(resolveOptions(command.options, cliLabel), { handleSignals: true });
-      return cluster.done;
-    }
+    case 'start':
+      return startApps(command.options, command.configPath);
     case 'list':
       return list(command.home ?? defaultHome(), command.json);
     default:
       return control(command);
   }
+}
+
+/** The apps to run: the script from the command line, or every app of a config file with the flags on top. */
+async function appsToStart(options: StartOptions, configPath: string | undefined): Promise<ResolvedOptions[]> {
+  if (options.script !== '') return [resolveOptions(options, cliLabel)];
+  const file = configPath ?? findConfig(process.cwd());
+  if (!file) throw new UsageError(`no script given and no ${CONFIG_NAMES.join(' / ')} in ${process.cwd()}; usage: corral <script> [options]`);
+  const { script: _none, ...overrides } = options;
+  const apps = await loadConfig(file);
+  const resolved = apps.map((app, i) => {
+    try {
+      return resolveOptions({ ...app, ...overrides }, (key) => `apps[${i}].${key}`);
+    } catch (err) {
+      if (err instanceof UsageError) throw new UsageError(`${path.basename(file)}: apps[${i}]: ${err.message}`);
+      throw err;
+    }
+  });
+  const names = resolved.map((r) => r.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new UsageError(`${path.basename(file)}: two apps are named "${dup}"; give each app its own name`);
+  const policies = new Set(resolved.map((r) => chooseStrategy(r.strategy).balancer.schedulingPolicy));
+  if (policies.size > 1) throw new UsageError(`${path.basename(file)}: strategy rr cannot be mixed with os/reuseport in one corral process (node:cluster has one policy per process)`);
+  return resolved;
+}
+
+async function startApps(options: StartOptions, configPath: string | undefined): Promise<number> {
+  const apps = await appsToStart(options, configPath);
+  const running: ClusterHandle[] = [];
+  try {
+    for (const app of apps) running.push(await runCluster(app, { handleSignals: true }));
+  } catch (err) {
+    // One app could not start: do not leave the others running alone.
+    await Promise.all(running.map((c) => c.stop()));
+    throw err;
+  }
+  const codes = await Promise.all(running.map((c) => c.done));
+  return Math.max(0, ...codes);
 }
 
 async function list(home: string, json: boolean): Promise<number> {
@@ -58,34 +98,41 @@ async function list(home: string, json: boolean): Promise<number> {
 
 async function control(command: Exclude<Command, { kind: 'help' | 'version' | 'start' | 'list' }>): Promise<number> {
   const home = command.home ?? defaultHome();
-  const { name, file } = await resolveCluster(home, command.name);
+  if (command.kind === 'scale') {
+    const { name, file } = await resolveCluster(home, command.name);
+    const result = (await sendCommand(file, { cmd: 'scale', ...command.target })) as { workers: number };
+    process.stdout.write(`${name}: ${result.workers} workers ready\n`);
+    return 0;
+  }
+  const targets = await resolveGroup(home, command.name, command.kind);
   switch (command.kind) {
     case 'status': {
-      const status = (await sendCommand(file, { cmd: 'status' }, 10_000)) as ClusterStatus;
-      process.stdout.write(command.json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status)}\n`);
+      const statuses = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'status' }, 10_000) as Promise<ClusterStatus>));
+      const json = statuses.length === 1 ? JSON.stringify(statuses[0], null, 2) : JSON.stringify(statuses, null, 2);
+      process.stdout.write(command.json ? `${json}\n` : `${statuses.map(formatStatus).join('\n\n')}\n`);
       return 0;
     }
-    case 'reload': {
-      const result = (await sendCommand(file, { cmd: 'reload' })) as { generation: number };
-      process.stdout.write(`${name}: reloaded, every worker now runs generation ${result.generation}\n`);
+    case 'reload':
+      // One app after the other: never more than --reload-parallel extra workers in the whole tree.
+      for (const t of targets) {
+        const result = (await sendCommand(t.file, { cmd: 'reload' })) as { generation: number };
+        process.stdout.write(`${t.name}: reloaded, every worker now runs generation ${result.generation}\n`);
+      }
       return 0;
-    }
-    case 'scale': {
-      const result = (await sendCommand(file, { cmd: 'scale', ...command.target })) as { workers: number };
-      process.stdout.write(`${name}: ${result.workers} workers ready\n`);
-      return 0;
-    }
     case 'stop': {
-      const result = (await sendCommand(file, { cmd: 'stop' }, 10_000)) as { pid: number; deadlineMs: number };
-      await waitForExit(result.pid, result.deadlineMs);
-      process.stdout.write(`${name}: stopped\n`);
+      const results = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'stop' }, 10_000) as Promise<{ pid: number; deadlineMs: number }>));
+      await Promise.all(results.map((r, i) => waitForStop(targets[i]?.file ?? '', r.pid, r.deadlineMs)));
+      for (const t of targets) process.stdout.write(`${t.name}: stopped\n`);
       return 0;
     }
   }
 }
 
-/** The socket goes away with the primary, so watch its pid, bounded by its own drain deadline. */
-async function waitForExit(pid: number, deadlineMs: number): Promise<void> {
+/**
+ * Stopped means the primary exited, or (one app of several in a primary)
+ * its socket stopped answering; bounded by the primary's own drain deadline.
+ */
+async function waitForStop(file: string, pid: number, deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     try {
@@ -93,9 +140,10 @@ async function waitForExit(pid: number, deadlineMs: number): Promise<void> {
     } catch {
       return;
     }
+    if (!(await probeSocket(file))) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new CorralError('E_STOPPING', `the primary (pid ${pid}) is still running ${deadlineMs} ms after the stop request`);
+  throw new CorralError('E_STOPPING', `the cluster (primary pid ${pid}) is still running ${deadlineMs} ms after the stop request`);
 }
 
 const CLI_LABELS: Record<string, string> = {

@@ -74,3 +74,17 @@ export async function resolveCluster(home: string, name: string | undefined): Pr
   const only = live[0] as string;
   return { name: only, file: socketPath(home, only) };
 }
+
+/**
+ * Clusters a command without a name applies to: the only one running, or
+ * every app of one primary (a config file's apps). Several primaries: a name is needed.
+ */
+export async function resolveGroup(home: string, name: string | undefined, example: string): Promise<Array<{ name: string; file: string }>> {
+  if (name !== undefined) return [await resolveCluster(home, name)];
+  const live = await liveClusters(home);
+  if (live.length <= 1) return [await resolveCluster(home, undefined)];
+  const targets = live.map((n) => ({ name: n, file: socketPath(home, n) }));
+  const pids = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'ping' }, 5000).then((r) => (r as { pid: number }).pid)));
+  if (new Set(pids).size === 1) return targets;
+  throw new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}); name one, e.g. 'corral ${example} ${live[0]}'`);
+}
