@@ -56,7 +56,7 @@ test('cgroup v1 cfs quota is read too; -1 means none', () => {
 
 test('CLI: options before or after the script, script args after --', () => {
   const a = parseCommand(['server.js', '-w', '4', '--port', '8080', '--name', 'web', '--', '--verbose', '-w', '9']);
-  assert.deepEqual(a, { kind: 'start', options: { script: 'server.js', args: ['--verbose', '-w', '9'], workers: 4, port: 8080, name: 'web' } });
+  assert.deepEqual(a, { kind: 'start', configPath: undefined, options: { script: 'server.js', args: ['--verbose', '-w', '9'], workers: 4, port: 8080, name: 'web' } });
   const b = parseCommand(['start', '--workers', 'auto', 'server.js', '--max-memory', '512M', '--grace', '5s']);
   assert.equal(b.options.workers, 'auto');
   assert.equal(b.options.maxMemory, 512 * 1024 * 1024);
