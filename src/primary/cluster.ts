@@ -5,6 +5,7 @@ import { JsonSink, TextSink, type LogSink } from '../logs/sink.js';
 import { chooseStrategy, reusePortCaveat } from './balancing.js';
 import { readText, usableCpus } from './cpus.js';
 import { ClusterSpawner } from './spawn.js';
+import { typeScriptExecArgv } from './typescript.js';
 import type { ClusterStatus } from './status.js';
 import { Supervisor, type ClusterEvents, type RequestHandler } from './supervisor.js';
 import { checkPayload } from '../worker/bridge.js';
@@ -45,6 +46,7 @@ function makeSink(options: ResolvedOptions): LogSink {
 
 export async function runCluster(options: ResolvedOptions, run: RunOptions = {}): Promise<ClusterHandle> {
   const choice = chooseStrategy(options.strategy);
+  const execArgv = typeScriptExecArgv(options.script, options.cwd);
   const sink = makeSink(options);
   const supervisor = new Supervisor(
     {
@@ -62,7 +64,7 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
       reloadParallel: options.reloadParallel,
       idleCloseMs: IDLE_CLOSE_MS,
     },
-    new ClusterSpawner(options, sink, choice.balancer),
+    new ClusterSpawner(options, sink, choice.balancer, execArgv),
     sink,
   );
   const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => answer(supervisor, req, options.grace)) : undefined;

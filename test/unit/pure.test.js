@@ -137,3 +137,12 @@ test('reuseport warns unless tcp_migrate_req moves queued connections on reload'
   assert.match(reusePortCaveat(() => undefined), /tcp_migrate_req=1/);
   assert.equal(reusePortCaveat(() => '1\n'), null);
 });
+
+test('TypeScript scripts: native stripping, the flag, tsx, or a clear error', async () => {
+  const { typeScriptExecArgv } = await import('../../dist/primary/typescript.js');
+  assert.deepEqual(typeScriptExecArgv('/a/server.js', '/a', '20.0.0', false), []);
+  assert.deepEqual(typeScriptExecArgv('/a/server.ts', '/a', '24.1.0', false), []);
+  assert.deepEqual(typeScriptExecArgv('/a/server.mts', '/a', '22.6.0', false), ['--experimental-strip-types']);
+  assert.deepEqual(typeScriptExecArgv('/a/server.ts', '/a', '20.20.2', true), ['--import', 'tsx']);
+  assert.throws(() => typeScriptExecArgv('/a/server.ts', '/a', '20.20.2', false), { code: 'E_USAGE', message: /npm i -D tsx/ });
+});
