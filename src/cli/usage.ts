@@ -2,6 +2,7 @@ export const USAGE = `corral - run a Node.js server on every core
 
 Usage:
   corral [start] <script> [options] [-- <script args>]
+  corral [start] [--config <file>] [options]   the apps of corral.config.{json,js,mjs,ts}
   corral status [name] [--json]      show workers, memory, CPU and restarts
   corral reload [name]               rolling reload with zero downtime
   corral scale [name] <n|+k|-k>      change the worker count at runtime
@@ -24,6 +25,7 @@ Start options:
       --no-prefix               print worker output without [name slot pid] prefixes
       --log-format <text|json>  json: one object per line (time, level, source, worker, pid, msg)
       --home <dir>              control socket directory (default $CORRAL_HOME or ~/.corral)
+  -c, --config <file>           config file to run when no script is given (default corral.config.* in cwd)
   -h, --help                    this help
   -v, --version                 corral's version
 

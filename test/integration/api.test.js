@@ -70,3 +70,12 @@ test('the worker API works under plain node too', async () => {
   await new Promise((r) => child.on('exit', r));
   assert.equal(out, '{"m":false,"id":0,"n":1}\nE_NOT_MANAGED\n');
 });
+
+test('a script that never listens becomes ready with worker.ready()', async (t) => {
+  const c = startCorral(t, [path.join(FIXTURES, 'consumer.mjs'), '-w', '2', '--boot-timeout', '5000']);
+  await waitFor(() => c.lines.filter((l) => /worker \d \(pid \d+\) ready in \d+ ms$/.test(l)).length === 2, 5000, '2 ready workers');
+  const s = await c.status();
+  assert.deepEqual(s.workers.map((w) => w.state), ['ready', 'ready']);
+  c.signal('SIGTERM');
+  assert.equal((await c.waitForExit(5000)).code, 0);
+});
