@@ -71,3 +71,16 @@ export const ENV = {
   heartbeatMs: 'CORRAL_HEARTBEAT_MS',
   requestLimit: 'CORRAL_REQUEST_LIMIT',
 } as const;
+
+/** Payloads cross as JSON; refuse what would not survive or is too large, with the reason. */
+export function checkPayload(payload: unknown): void {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(payload);
+  } catch (err) {
+    throw new TypeError(`corral: message payload is not JSON-serializable (${(err as Error).message})`);
+  }
+  if (text !== undefined && Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) {
+    throw new RangeError(`corral: message payload is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_PAYLOAD_BYTES}`);
+  }
+}

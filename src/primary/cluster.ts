@@ -8,7 +8,7 @@ import { ClusterSpawner } from './spawn.js';
 import { typeScriptExecArgv } from './typescript.js';
 import type { ClusterStatus } from './status.js';
 import { Supervisor, type ClusterEvents, type RequestHandler } from './supervisor.js';
-import { checkPayload } from '../worker/bridge.js';
+import { checkPayload } from '../common/ipc.js';
 
 /** After SIGTERM at the end of the grace period, how long a worker has before SIGKILL. */
 export const KILL_TIMEOUT_MS = 3000;

@@ -3,8 +3,8 @@
  * works under plain `node` too, so the same app runs with and without it.
  */
 import { EventEmitter } from 'node:events';
-import { ENV } from '../common/ipc.js';
-import { WorkerBridge, checkPayload, type ShutdownHook } from './bridge.js';
+import { ENV, checkPayload } from '../common/ipc.js';
+import { WorkerBridge, type ShutdownHook } from './bridge.js';
 
 export type { ShutdownHook } from './bridge.js';
 export { RemoteRequestError } from './bridge.js';

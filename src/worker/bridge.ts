@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { BRIDGE_KEY, MAX_PAYLOAD_BYTES, type ErrorBody, type WorkerToPrimary } from '../common/ipc.js';
+import { BRIDGE_KEY, checkPayload, type ErrorBody, type WorkerToPrimary } from '../common/ipc.js';
 
 export type ShutdownHook = (reason: string) => unknown;
 
@@ -78,18 +78,5 @@ export class WorkerBridge {
 
   static find(): WorkerBridge | undefined {
     return (globalThis as Record<symbol, unknown>)[BRIDGE_KEY] as WorkerBridge | undefined;
-  }
-}
-
-/** Payloads cross as JSON; refuse what would not survive or is too large, with the reason. */
-export function checkPayload(payload: unknown): void {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(payload);
-  } catch (err) {
-    throw new TypeError(`corral: message payload is not JSON-serializable (${(err as Error).message})`);
-  }
-  if (text !== undefined && Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) {
-    throw new RangeError(`corral: message payload is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_PAYLOAD_BYTES}`);
   }
 }
