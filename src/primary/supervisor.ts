@@ -289,8 +289,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
 
   #markReady(w: WorkerHandle): void {
     const now = this.#clock.now();
-    w.transition('ready', now);
+    // Release the held boot output first, so the worker's own lines precede "ready".
     w.proc.releaseOutput();
+    w.transition('ready', now);
     this.#everReady = true;
     this.#armWatchdog(w);
     this.#log('info', `worker ${w.slot} (pid ${w.pid}) ready in ${now - w.spawnedAt} ms${w.address ? ` on ${w.address}` : ''}`);

@@ -228,3 +228,34 @@ test('--help and --version', async () => {
   assert.equal(version.code, 0);
   assert.match(version.stdout, /^corral \d+\.\d+\.\d+/);
 });
+
+test('a second SIGINT stops at once, without waiting for the drain', async (t) => {
+  const c = startCorral(t, [APP, '-w', '1', '--grace', '20000']);
+  const port = await c.ready(1);
+  const worker = (await c.status()).workers[0].pid;
+  const slow = get(port, '/slow?ms=15000').catch((err) => err);
+  await sleep(200);
+  c.signal('SIGINT');
+  await c.waitForLine(/stopping: draining 1 worker/);
+  c.signal('SIGINT');
+  const started = Date.now();
+  const { code } = await c.waitForExit(5000);
+  assert.equal(code, 130);
+  assert.ok(Date.now() - started < 5000);
+  assert.equal(alive(worker), false);
+  await slow;
+});
+
+test('--strategy reuseport: refused with the Node version needed, or serving from every worker', async (t) => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 22 || (major === 22 && minor < 12)) {
+    const r = await runCli([APP, '--strategy', 'reuseport'], { home: tempHome() });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--strategy reuseport needs Node >= 22\.12/);
+    return;
+  }
+  const c = startCorral(t, [APP, '-w', '2', '--strategy', 'reuseport', '--port', String(await freePort())]);
+  const port = await c.ready(2);
+  assert.equal((await pidsSeen(port, 2)).size, 2);
+  assert.match(c.output, /starting 2 workers of .* \(strategy reuseport\)/);
+});
