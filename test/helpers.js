@@ -245,3 +245,12 @@ export function freePort() {
     s.on('error', reject);
   });
 }
+
+/** Reject if `promise` has not settled within `ms`: no test waits unbounded. */
+export function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

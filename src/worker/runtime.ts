@@ -85,8 +85,14 @@ function main(): void {
     if (!isPrimaryMessage(message)) return;
     switch (message.type) {
       case 'drain':
-        // Hooks run once in-flight requests are done, so a hook may close the pools they used.
-        return tracker.drain(message.idleCloseMs, () => void bridge.runHooks(message.reason).then(() => process.exit(0)));
+        // Hooks run once in-flight requests are done, so a hook may close the pools they used
+        // and say goodbye on its WebSockets; what it leaves open is closed after it.
+        return tracker.drain(message.idleCloseMs, () =>
+          void bridge.runHooks(message.reason).then(() => {
+            tracker.destroyAll();
+            process.exit(0);
+          }),
+        );
       case 'reply':
         return bridge.settle(message.id, message.ok, message.ok ? message.result : message.error);
       case 'message':

@@ -35,13 +35,30 @@ export class ServerTracker {
     if (this.#servers.has(server)) return;
     this.#servers.add(server);
     server.on(isTls ? 'secureConnection' : 'connection', (socket: net.Socket) => this.#track(socket));
-    server.on('upgrade', (req: IncomingMessage) => {
-      const conn = this.#connections.get(req.socket);
-      if (conn) conn.upgraded = true;
-    });
+    this.#watchUpgrades(server);
     // Runs before the app's handler so the keep-alive decision is made first.
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.once('close', () => this.#servers.delete(server));
+  }
+
+  /**
+   * A listener on 'upgrade' changes how http.Server treats upgrade requests
+   * (with none, they are served as plain requests), so ours joins only once
+   * the app has one of its own.
+   */
+  #watchUpgrades(server: net.Server): void {
+    const mark = (req: IncomingMessage): void => {
+      const conn = this.#connections.get(req.socket);
+      if (conn) conn.upgraded = true;
+    };
+    let watching = false;
+    const watch = (): void => {
+      if (watching) return;
+      watching = true;
+      server.prependListener('upgrade', mark);
+    };
+    if (server.listenerCount('upgrade') > 0) watch();
+    else server.on('newListener', (event: string | symbol) => event === 'upgrade' && watch());
   }
 
   connectionCount(): number {
@@ -54,7 +71,8 @@ export class ServerTracker {
 
   /**
    * Stop accepting, let requests in flight finish, then call `done` once no
-   * connection is left. The caller's grace timer bounds how long this takes.
+   * connection is left but upgraded ones (WebSockets belong to the app: its
+   * shutdown hooks close them). The primary's grace timer bounds all of it.
    */
   drain(idleCloseMs: number, done: () => void): void {
     if (this.#draining) return;
@@ -65,13 +83,18 @@ export class ServerTracker {
     }
     const sweep = (): void => {
       this.#closeIdle(idleCloseMs);
-      if (this.#connections.size === 0) {
+      if ([...this.#connections.values()].every((c) => c.upgraded)) {
         clearInterval(timer);
         done();
       }
     };
     const timer = setInterval(sweep, SWEEP_EVERY_MS);
     sweep();
+  }
+
+  /** After the shutdown hooks: whatever the app left open goes now. */
+  destroyAll(): void {
+    for (const socket of this.#connections.keys()) socket.destroy();
   }
 
   #track(socket: net.Socket): void {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, ROOT, alive, freePort, get, startCorral, tempHome, waitFor } from '../helpers.js';
+import { FIXTURES, ROOT, alive, freePort, get, startCorral, tempHome, waitFor, within } from '../helpers.js';
 
 test('library API: start, requests to the primary, broadcast, scale, reload, stop, shutdown hooks', async (t) => {
   const home = tempHome();
@@ -78,4 +79,57 @@ test('a script that never listens becomes ready with worker.ready()', async (t) 
   assert.deepEqual(s.workers.map((w) => w.state), ['ready', 'ready']);
   c.signal('SIGTERM');
   assert.equal((await c.waitForExit(5000)).code, 0);
+});
+
+function rawUpgrade(port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => {
+      data += d;
+      if (data.includes('\r\n\r\n') && !sock.headers) {
+        sock.headers = data;
+        resolve({ sock, received: () => data });
+      }
+    });
+    sock.on('error', reject);
+    sock.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+  });
+}
+
+test('on stop, upgraded connections are left to the app\'s onShutdown hook, then the worker exits', async (t) => {
+  const c = startCorral(t, [path.join(FIXTURES, 'upgrade.mjs'), '-w', '1', '--grace', '20000'], { env: { WITH_UPGRADE: '1' } });
+  const port = await c.ready(1);
+  const { sock, received } = await within(rawUpgrade(port), 5000, 'the 101 response');
+  t.after(() => sock.destroy());
+  assert.match(received(), /^HTTP\/1\.1 101/);
+  const closed = new Promise((r) => sock.on('close', r));
+  const started = Date.now();
+  c.signal('SIGTERM');
+  await within(closed, 8000, 'the hook to close the upgraded connection');
+  assert.match(received(), /bye stop\n$/);
+  assert.equal((await c.waitForExit(10000)).code, 0);
+  assert.ok(Date.now() - started < 5000, 'did not wait for the grace period');
+});
+
+test('an app without an upgrade listener still answers upgrade requests as plain requests', async (t) => {
+  const c = startCorral(t, [path.join(FIXTURES, 'upgrade.mjs'), '-w', '1']);
+  const port = await c.ready(1);
+  let sock;
+  t.after(() => sock?.destroy());
+  const reply = await within(new Promise((resolve, reject) => {
+    sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    sock.on('data', (d) => {
+      data += d;
+      if (data.includes('plain')) {
+        sock.destroy();
+        resolve(data);
+      }
+    });
+    sock.on('error', reject);
+    sock.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n');
+  }), 5000, 'an answer to the upgrade request');
+  assert.match(reply, /^HTTP\/1\.1 200/);
 });

@@ -3,7 +3,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, freePort, get, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
+import { FIXTURES, freePort, get, within, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
 
@@ -112,7 +112,7 @@ test('status works while workers crash and respawn; garbage on the socket gets a
   assert.equal(table.code, 0);
   assert.match(table.stdout, /SLOT\s+PID\s+STATE\s+UPTIME\s+RESTARTS\s+RSS\s+CPU/);
   const socketFile = path.join(c.home, 'st.sock');
-  const reply = await new Promise((resolve, reject) => {
+  const reply = await within(new Promise((resolve, reject) => {
     const sock = net.connect(socketFile);
     let data = '';
     sock.on('data', (d) => {
@@ -124,17 +124,17 @@ test('status works while workers crash and respawn; garbage on the socket gets a
     });
     sock.on('error', reject);
     sock.write('this is not json\n');
-  });
+  }), 5000, 'an error reply to garbage');
   assert.equal(reply.ok, false);
   assert.equal(reply.error.code, 'E_PROTOCOL');
-  const big = await new Promise((resolve) => {
+  const big = await within(new Promise((resolve) => {
     const sock = net.connect(socketFile);
     let data = '';
     sock.on('data', (d) => (data += d));
     sock.on('close', () => resolve(data));
     sock.on('error', () => resolve(data));
     sock.write('x'.repeat(200 * 1024));
-  });
+  }), 5000, 'the oversized request to be refused');
   assert.match(big, /longer than/);
   await waitFor(async () => (await get(port, '/')).status === 200, 10000, 'the cluster to serve');
   assert.equal((await c.status()).name, 'st');
