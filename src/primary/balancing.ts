@@ -18,9 +18,16 @@ export interface Balancer {
   readonly workerEnv: Record<string, string>;
 }
 
+/**
+ * UV_TCP_SINGLE_ACCEPT makes libuv accept one connection per wake-up and
+ * yield, so a burst of connections is shared between the workers instead of
+ * one worker draining the whole accept queue. Without it the benchmark once
+ * saw every keep-alive connection of a CPU-bound run land on one worker
+ * (1.01x bare on two cores); with it, 1.93x over 5 interleaved rounds.
+ */
 const BALANCERS: Record<ConcreteStrategy, Balancer> = {
   rr: { name: 'rr', schedulingPolicy: cluster.SCHED_RR, workerEnv: {} },
-  os: { name: 'os', schedulingPolicy: cluster.SCHED_NONE, workerEnv: {} },
+  os: { name: 'os', schedulingPolicy: cluster.SCHED_NONE, workerEnv: { UV_TCP_SINGLE_ACCEPT: '1' } },
   reuseport: { name: 'reuseport', schedulingPolicy: cluster.SCHED_NONE, workerEnv: { CORRAL_STRATEGY: 'reuseport' } },
 };
 
@@ -43,7 +50,7 @@ export interface StrategyChoice {
 /**
  * `auto` takes `os`: workers accept on the shared socket themselves. With a
  * new connection per request it costs about what a single process does per
- * request, where round-robin's hand-off costs ~3.7x (bench/), and unlike
+ * request, where round-robin's hand-off costs ~3.1x (bench/), and unlike
  * reusePort a worker that stops accepting leaves its queued connections to
  * the others, so reloads drop nothing. Its cost: long-lived keep-alive
  * connections spread unevenly (see the README's numbers).
