@@ -50,7 +50,7 @@ export interface StrategyChoice {
 /**
  * `auto` takes `os`: workers accept on the shared socket themselves. With a
  * new connection per request it costs about what a single process does per
- * request, where round-robin's hand-off costs ~3.1x (bench/), and unlike
+ * request, where round-robin's hand-off costs ~3.2x (bench/), and unlike
  * reusePort a worker that stops accepting leaves its queued connections to
  * the others, so reloads drop nothing. Its cost: long-lived keep-alive
  * connections spread unevenly (see the README's numbers).
