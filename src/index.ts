@@ -7,7 +7,7 @@ import { runCluster, type ClusterHandle, type RunOptions } from './primary/clust
 
 export type { StartOptions, Strategy, LogFormat } from './config/options.js';
 export type { ClusterHandle, RunOptions } from './primary/cluster.js';
-export type { ClusterStatus, WorkerStatus } from './primary/status.js';
+export type { ClusterStatus, WaitingSlot, WorkerStatus } from './primary/status.js';
 export type { ClusterEvents, RequestHandler } from './primary/supervisor.js';
 export type { RestartReason, WorkerState } from './primary/worker.js';
 export { CorralError, UsageError, BootError, ReloadError } from './common/errors.js';

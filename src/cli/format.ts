@@ -42,6 +42,10 @@ export function formatStatus(s: ClusterStatus): string {
     w.cpuPercent === null ? '-' : `${w.cpuPercent.toFixed(1)}%`,
     w.requests === null ? '-' : String(w.requests),
   ]);
+  for (const w of s.waiting) {
+    rows.push([String(w.slot), '-', `restart in ${formatDuration(w.restartInMs + 999)}`, '-', String(w.restarts), '-', '-', '-']);
+  }
+  rows.sort((a, b) => Number(a[0]) - Number(b[0]));
   const body = table(['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'REQUESTS'], rows, [true, true, false, true, true, true, true, true]);
   const total = `total: ${s.totals.workers} workers, ${formatBytes(s.totals.rss)} RSS, ${s.totals.requests} requests, ${s.totals.restarts} restarts`;
   return `${head}\n${body}\n${total}`;

@@ -19,6 +19,14 @@ export interface WorkerStatus {
   address: string | null;
 }
 
+/** A slot below the desired count with no live worker: waiting out its restart back-off. */
+export interface WaitingSlot {
+  slot: number;
+  restartInMs: number;
+  restarts: number;
+  restartReasons: Partial<Record<RestartReason, number>>;
+}
+
 export interface ClusterStatus {
   name: string;
   pid: number;
@@ -30,5 +38,6 @@ export interface ClusterStatus {
   desired: number;
   generation: number;
   workers: WorkerStatus[];
+  waiting: WaitingSlot[];
   totals: { workers: number; ready: number; rss: number; requests: number; restarts: number };
 }

@@ -7,7 +7,7 @@ import { DEFAULT_BACKOFF, failuresAfterExit, isCrashLoop, restartDelay, type Bac
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { deferred, type Deferred } from './deferred.js';
 import type { Spawner } from './spawn.js';
-import type { ClusterStatus, WorkerStatus } from './status.js';
+import type { ClusterStatus, WaitingSlot, WorkerStatus } from './status.js';
 import { WorkerHandle, type RestartReason, type TimerKind } from './worker.js';
 
 export interface SupervisorConfig {
@@ -191,6 +191,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       desired: this.#desired,
       generation: this.#generation,
       workers,
+      waiting: this.#waitingSlots(now),
       totals: {
         workers: workers.length,
         ready: workers.filter((w) => w.state === 'ready').length,
@@ -646,6 +647,17 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     const s = this.#slot(slot);
     s.restarts += 1;
     s.reasons[reason] = (s.reasons[reason] ?? 0) + 1;
+  }
+
+  #waitingSlots(now: number): WaitingSlot[] {
+    if (this.#phase !== 'running') return [];
+    const out: WaitingSlot[] = [];
+    for (let slot = 0; slot < this.#desired; slot++) {
+      if (this.#liveIn(slot).length > 0) continue;
+      const rec = this.#slot(slot);
+      out.push({ slot, restartInMs: Math.max(0, rec.respawnAt - now), restarts: rec.restarts, restartReasons: { ...rec.reasons } });
+    }
+    return out;
   }
 
   #workerStatus(w: WorkerHandle, now: number): WorkerStatus {

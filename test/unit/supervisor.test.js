@@ -44,6 +44,7 @@ test('a crashed worker is replaced in its slot at once; a second crash backs off
   clock.advance(1000);
   spawner.last.die(1);
   assert.equal(spawner.procs.length, 3, 'second crash within the window is delayed');
+  assert.deepEqual(sup.status().waiting, [{ slot: 1, restartInMs: 100, restarts: 2, restartReasons: { crash: 2 } }]);
   clock.advance(99);
   assert.equal(spawner.procs.length, 3);
   clock.advance(1);
