@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CorralError } from '../common/errors.js';
 
@@ -19,7 +19,11 @@ export function socketPath(home: string, name: string): string {
  * rather than change the mode of a directory we may not own alone.
  */
 export function ensurePrivateHome(home: string): void {
-  mkdirSync(home, { recursive: true, mode: 0o700 });
+  try {
+    makeDirs(path.resolve(home));
+  } catch (err) {
+    throw new CorralError('E_CONFIG', `cannot create the control directory ${home} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); set CORRAL_HOME or --home to a writable directory`);
+  }
   const st = statSync(home);
   if (!st.isDirectory()) throw new CorralError('E_CONFIG', `CORRAL_HOME ${home} is not a directory; point CORRAL_HOME at a directory`);
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
@@ -28,6 +32,19 @@ export function ensurePrivateHome(home: string): void {
   if ((st.mode & 0o077) !== 0) {
     throw new CorralError('E_CONFIG', `CORRAL_HOME ${home} is open to other users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 700 ${home}`);
   }
+}
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync spins forever on
+ * some paths (under /proc, mkdir answers ENOENT for a parent that exists).
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = path.dirname(d)) {
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing) mkdirSync(d, { mode: 0o700 });
 }
 
 /** Names of clusters with a socket in `home` (live or stale). */

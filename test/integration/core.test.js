@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { FIXTURES, ROOT, alive, freePort, get, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
@@ -201,7 +201,11 @@ require('node:http').createServer().listen(0, '127.0.0.1');
 });
 
 test('bad CLI input exits 2 with a one-line error', async () => {
+  const openHome = tempHome();
+  chmodSync(openHome, 0o777);
   const cases = [
+    [[path.join(FIXTURES, 'app.cjs'), '--home', '/proc/no-such/dir'], /cannot create the control directory \/proc\/no-such\/dir/],
+    [[path.join(FIXTURES, 'app.cjs'), '--home', openHome], /is open to other users \(mode 777\); run: chmod 700/],
     [['-w', '0', path.join(FIXTURES, 'app.cjs')], /--workers must be a positive integer or "auto", got "0"/],
     [['-w', 'four', path.join(FIXTURES, 'app.cjs')], /--workers must be a positive integer/],
     [['-w', '-3', path.join(FIXTURES, 'app.cjs')], /--workers|unknown option/],
