@@ -7,7 +7,6 @@
  */
 import cluster from 'node:cluster';
 import net from 'node:net';
-import tls from 'node:tls';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ENV, isPrimaryMessage, type WorkerStats, type WorkerToPrimary } from '../common/ipc.js';
 import { WorkerBridge } from './bridge.js';
@@ -27,7 +26,7 @@ function send(message: WorkerToPrimary): void {
 function installListenHook(tracker: ServerTracker, reusePort: boolean): void {
   const originalListen = net.Server.prototype.listen;
   net.Server.prototype.listen = function patchedListen(this: net.Server, ...args: unknown[]) {
-    tracker.adopt(this, this instanceof tls.Server);
+    tracker.adopt(this);
     this.once('listening', () => {
       const addr = this.address();
       const text = typeof addr === 'string' ? addr : addr ? `${addr.address}:${addr.port}` : '';
@@ -86,12 +85,9 @@ function main(): void {
     switch (message.type) {
       case 'drain':
         // Hooks run once in-flight requests are done, so a hook may close the pools they used
-        // and say goodbye on its WebSockets; what it leaves open is closed after it.
+        // and say goodbye on its WebSockets and raw connections.
         return tracker.drain(message.idleCloseMs, () =>
-          void bridge.runHooks(message.reason).then(() => {
-            tracker.destroyAll();
-            process.exit(0);
-          }),
+          void bridge.runHooks(message.reason).then(() => tracker.finish(() => process.exit(0))),
         );
       case 'reply':
         return bridge.settle(message.id, message.ok, message.ok ? message.result : message.error);

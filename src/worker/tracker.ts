@@ -1,12 +1,20 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
+
+/**
+ * Who decides when a connection ends: corral for HTTP (it knows when a
+ * request is in flight), the app for upgraded (WebSocket) connections and
+ * for raw TCP/TLS servers, whose protocol corral cannot see.
+ */
+type Owner = 'http' | 'upgraded' | 'raw';
 
 interface Connection {
+  owner: Owner;
   /** Requests on this connection whose response has not closed yet. */
   active: number;
   idleSince: number;
-  /** Upgraded (WebSocket) connections belong to the app now; never swept as idle. */
-  upgraded: boolean;
   pending: Set<ServerResponse>;
 }
 
@@ -31,14 +39,17 @@ export class ServerTracker {
     this.#onLimit = onLimit;
   }
 
-  adopt(server: net.Server, isTls: boolean): void {
+  adopt(server: net.Server): void {
     if (this.#servers.has(server)) return;
     this.#servers.add(server);
-    server.on(isTls ? 'secureConnection' : 'connection', (socket: net.Socket) => this.#track(socket));
+    const isHttp = server instanceof http.Server || server instanceof https.Server;
+    const owner: Owner = isHttp ? 'http' : 'raw';
+    server.on(server instanceof tls.Server ? 'secureConnection' : 'connection', (socket: net.Socket) => this.#track(socket, owner));
+    server.once('close', () => this.#servers.delete(server));
+    if (!isHttp) return;
     this.#watchUpgrades(server);
     // Runs before the app's handler so the keep-alive decision is made first.
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    server.once('close', () => this.#servers.delete(server));
   }
 
   /**
@@ -49,7 +60,7 @@ export class ServerTracker {
   #watchUpgrades(server: net.Server): void {
     const mark = (req: IncomingMessage): void => {
       const conn = this.#connections.get(req.socket);
-      if (conn) conn.upgraded = true;
+      if (conn) conn.owner = 'upgraded';
     };
     let watching = false;
     const watch = (): void => {
@@ -70,9 +81,9 @@ export class ServerTracker {
   }
 
   /**
-   * Stop accepting, let requests in flight finish, then call `done` once no
-   * connection is left but upgraded ones (WebSockets belong to the app: its
-   * shutdown hooks close them). The primary's grace timer bounds all of it.
+   * Stop accepting, let HTTP requests in flight finish, then call `done`
+   * once only app-owned connections are left (the app's shutdown hooks run
+   * next). The primary's grace timer bounds all of it.
    */
   drain(idleCloseMs: number, done: () => void): void {
     if (this.#draining) return;
@@ -83,7 +94,7 @@ export class ServerTracker {
     }
     const sweep = (): void => {
       this.#closeIdle(idleCloseMs);
-      if ([...this.#connections.values()].every((c) => c.upgraded)) {
+      if ([...this.#connections.values()].every((c) => c.owner !== 'http')) {
         clearInterval(timer);
         done();
       }
@@ -92,13 +103,24 @@ export class ServerTracker {
     sweep();
   }
 
-  /** After the shutdown hooks: whatever the app left open goes now. */
-  destroyAll(): void {
-    for (const socket of this.#connections.keys()) socket.destroy();
+  /**
+   * After the shutdown hooks: upgraded connections the app left open are
+   * closed; raw TCP connections are waited for (corral cannot tell whether
+   * one is mid-message), then `done`.
+   */
+  finish(done: () => void): void {
+    for (const [socket, conn] of this.#connections) if (conn.owner === 'upgraded') socket.destroy();
+    const check = (): void => {
+      if (this.#connections.size > 0) return;
+      clearInterval(timer);
+      done();
+    };
+    const timer = setInterval(check, SWEEP_EVERY_MS);
+    check();
   }
 
-  #track(socket: net.Socket): void {
-    const conn: Connection = { active: 0, idleSince: Date.now(), upgraded: false, pending: new Set() };
+  #track(socket: net.Socket, owner: Owner): void {
+    const conn: Connection = { owner, active: 0, idleSince: Date.now(), pending: new Set() };
     this.#connections.set(socket, conn);
     socket.once('close', () => this.#connections.delete(socket));
   }
@@ -121,7 +143,7 @@ export class ServerTracker {
   #closeIdle(idleCloseMs: number): void {
     const now = Date.now();
     for (const [socket, conn] of this.#connections) {
-      if (conn.active === 0 && !conn.upgraded && now - conn.idleSince >= idleCloseMs) socket.destroy();
+      if (conn.owner === 'http' && conn.active === 0 && now - conn.idleSince >= idleCloseMs) socket.destroy();
     }
   }
 }

@@ -133,3 +133,25 @@ test('an app without an upgrade listener still answers upgrade requests as plain
   }), 5000, 'an answer to the upgrade request');
   assert.match(reply, /^HTTP\/1\.1 200/);
 });
+
+test('a raw TCP connection is not cut by the drain; the worker exits once the client closes it', async (t) => {
+  const c = startCorral(t, [path.join(FIXTURES, 'tcp.cjs'), '-w', '1', '--grace', '20000']);
+  const port = await c.ready(1);
+  const sock = net.connect(port, '127.0.0.1');
+  t.after(() => sock.destroy());
+  sock.setEncoding('utf8');
+  const echo = (text) => within(new Promise((resolve) => sock.once('data', resolve)), 3000, `echo of ${text}`);
+  let reply = echo('a');
+  sock.write('a');
+  assert.equal(await reply, 'a');
+  c.signal('SIGTERM');
+  await c.waitForLine(/stopping: draining 1 worker/);
+  await new Promise((r) => setTimeout(r, 1500));
+  reply = echo('b');
+  sock.write('b');
+  assert.equal(await reply, 'b', 'still served after 1.5 s of draining');
+  const stoppedAt = Date.now();
+  sock.end();
+  assert.equal((await c.waitForExit(5000)).code, 0);
+  assert.ok(Date.now() - stoppedAt < 3000);
+});
