@@ -5,14 +5,12 @@
 export type CorralErrorCode =
   | 'E_USAGE'
   | 'E_CONFIG'
-  | 'E_SCRIPT'
   | 'E_BOOT'
   | 'E_RELOAD'
   | 'E_NAME_TAKEN'
   | 'E_NO_CLUSTER'
   | 'E_PROTOCOL'
-  | 'E_STOPPING'
-  | 'E_UNSUPPORTED';
+  | 'E_STOPPING';
 
 export class CorralError extends Error {
   readonly code: CorralErrorCode;

@@ -68,7 +68,6 @@ export const ENV = {
   workers: 'CORRAL_WORKERS',
   name: 'CORRAL_NAME',
   strategy: 'CORRAL_STRATEGY',
-  heartbeatMs: 'CORRAL_HEARTBEAT_MS',
   requestLimit: 'CORRAL_REQUEST_LIMIT',
 } as const;
 

@@ -13,6 +13,9 @@ import { WorkerBridge } from './bridge.js';
 import { withReusePort } from './listen-args.js';
 import { ServerTracker } from './tracker.js';
 
+/** How often a worker reports; --watchdog should span several of these. */
+const HEARTBEAT_MS = 1000;
+
 function send(message: WorkerToPrimary): void {
   if (!process.connected || !process.send) return;
   // The channel may close under us when the primary dies; the worker exits then anyway.
@@ -72,7 +75,7 @@ function main(): void {
   // Report at once when max-requests is reached instead of on the next beat.
   const tracker = new ServerTracker(Number(process.env[ENV.requestLimit]) || Infinity, () => setImmediate(() => beatNow()));
   installListenHook(tracker, process.env[ENV.strategy] === 'reuseport');
-  beatNow = startHeartbeat(tracker, Number(process.env[ENV.heartbeatMs]) || 1000);
+  beatNow = startHeartbeat(tracker, HEARTBEAT_MS);
 
   // Ctrl-C in a terminal signals the whole process group; the primary
   // coordinates the graceful stop, so a worker must not die on it first.
