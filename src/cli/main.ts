@@ -99,7 +99,7 @@ async function list(home: string, json: boolean): Promise<number> {
 async function control(command: Exclude<Command, { kind: 'help' | 'version' | 'start' | 'list' }>): Promise<number> {
   const home = command.home ?? defaultHome();
   if (command.kind === 'scale') {
-    const { name, file } = await resolveCluster(home, command.name);
+    const { name, file } = await resolveCluster(home, command.name, 'scale');
     const result = (await sendCommand(file, { cmd: 'scale', ...command.target })) as { workers: number };
     process.stdout.write(`${name}: ${result.workers} workers ready\n`);
     return 0;
@@ -120,8 +120,12 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
       }
       return 0;
     case 'stop': {
-      const results = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'stop' }, 10_000) as Promise<{ pid: number; deadlineMs: number }>));
-      await Promise.all(results.map((r, i) => waitForStop(targets[i]?.file ?? '', r.pid, r.deadlineMs)));
+      await Promise.all(
+        targets.map(async (t) => {
+          const r = (await sendCommand(t.file, { cmd: 'stop' }, 10_000)) as { pid: number; deadlineMs: number };
+          await waitForStop(t.file, r.pid, r.deadlineMs);
+        }),
+      );
       for (const t of targets) process.stdout.write(`${t.name}: stopped\n`);
       return 0;
     }

@@ -57,8 +57,20 @@ export async function liveClusters(home: string): Promise<string[]> {
   return names.filter((_, i) => alive[i]);
 }
 
+type Target = { name: string; file: string };
+
+const target = (home: string, name: string): Target => ({ name, file: socketPath(home, name) });
+
+function noCluster(home: string): CorralError {
+  return new CorralError('E_NO_CLUSTER', `no running cluster in ${home}; start one with 'corral <script>' (or set CORRAL_HOME)`);
+}
+
+function nameNeeded(live: string[], example: string): CorralError {
+  return new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}); name one, e.g. 'corral ${example} ${live[0]}'`);
+}
+
 /** The socket of the named cluster, or of the only one running when no name is given. */
-export async function resolveCluster(home: string, name: string | undefined): Promise<{ name: string; file: string }> {
+export async function resolveCluster(home: string, name: string | undefined, example = 'status'): Promise<Target> {
   if (name !== undefined) {
     const file = socketPath(home, name);
     if (!(await probeSocket(file))) {
@@ -69,22 +81,22 @@ export async function resolveCluster(home: string, name: string | undefined): Pr
     return { name, file };
   }
   const live = await liveClusters(home);
-  if (live.length === 0) throw new CorralError('E_NO_CLUSTER', `no running cluster in ${home}; start one with 'corral <script>' (or set CORRAL_HOME)`);
-  if (live.length > 1) throw new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}); name one, e.g. 'corral status ${live[0]}'`);
-  const only = live[0] as string;
-  return { name: only, file: socketPath(home, only) };
+  if (live.length === 0) throw noCluster(home);
+  if (live.length > 1) throw nameNeeded(live, example);
+  return target(home, live[0] as string);
 }
 
 /**
  * Clusters a command without a name applies to: the only one running, or
  * every app of one primary (a config file's apps). Several primaries: a name is needed.
  */
-export async function resolveGroup(home: string, name: string | undefined, example: string): Promise<Array<{ name: string; file: string }>> {
+export async function resolveGroup(home: string, name: string | undefined, example: string): Promise<Target[]> {
   if (name !== undefined) return [await resolveCluster(home, name)];
   const live = await liveClusters(home);
-  if (live.length <= 1) return [await resolveCluster(home, undefined)];
-  const targets = live.map((n) => ({ name: n, file: socketPath(home, n) }));
+  if (live.length === 0) throw noCluster(home);
+  const targets = live.map((n) => target(home, n));
+  if (targets.length === 1) return targets;
   const pids = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'ping' }, 5000).then((r) => (r as { pid: number }).pid)));
   if (new Set(pids).size === 1) return targets;
-  throw new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}); name one, e.g. 'corral ${example} ${live[0]}'`);
+  throw nameNeeded(live, example);
 }

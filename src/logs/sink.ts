@@ -12,6 +12,11 @@ export interface LogRecord {
   msg: string;
 }
 
+/** One of corral's own lines. */
+export function corralRecord(level: LogLevel, msg: string, time = new Date()): LogRecord {
+  return { time, level, source: 'corral', msg };
+}
+
 /** Where log lines go. Returns false when the destination wants the producer to pause. */
 export interface LogSink {
   write(record: LogRecord): boolean;

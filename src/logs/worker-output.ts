@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { LineSplitter } from './lines.js';
-import type { LogRecord, LogSink } from './sink.js';
+import { corralRecord, type LogRecord, type LogSink } from './sink.js';
 
 const MAX_HELD_LINES = 2000;
 const RECENT_ERRORS = 50;
@@ -58,7 +58,7 @@ export class WorkerOutput {
   }
 
   #corralNote(msg: string): void {
-    this.sink.write({ time: new Date(), level: 'warn', source: 'corral', msg });
+    this.sink.write(corralRecord('warn', msg));
   }
 
   #pipe(stream: Readable | null, level: 'info' | 'error'): Promise<void> {

@@ -1,7 +1,7 @@
 import type { ResolvedOptions } from '../config/options.js';
 import { ControlServer } from '../control/server.js';
 import type { ControlRequest } from '../control/protocol.js';
-import { JsonSink, TextSink, type LogSink } from '../logs/sink.js';
+import { JsonSink, TextSink, corralRecord, type LogSink } from '../logs/sink.js';
 import { chooseStrategy, reusePortCaveat } from './balancing.js';
 import { readText, usableCpus } from './cpus.js';
 import { ClusterSpawner } from './spawn.js';
@@ -68,9 +68,9 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     sink,
   );
   const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => answer(supervisor, req, options.grace)) : undefined;
-  if (choice.note) sink.write({ time: new Date(), level: 'info', source: 'corral', msg: `strategy ${choice.note}` });
+  if (choice.note) sink.write(corralRecord('info', `strategy ${choice.note}`));
   const caveat = choice.balancer.name === 'reuseport' ? reusePortCaveat(readText) : null;
-  if (caveat) sink.write({ time: new Date(), level: 'warn', source: 'corral', msg: caveat });
+  if (caveat) sink.write(corralRecord('warn', caveat));
   const removeSignals = run.handleSignals ? installSignals(supervisor) : () => {};
   void supervisor.done.then(() => {
     control?.close();

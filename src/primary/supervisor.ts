@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { BootError, CorralError, ReloadError, UsageError } from '../common/errors.js';
 import type { WorkerToPrimary } from '../common/ipc.js';
-import type { LogRecord, LogSink } from '../logs/sink.js';
+import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
 import { summarizeError } from '../logs/worker-output.js';
 import { DEFAULT_BACKOFF, failuresAfterExit, isCrashLoop, restartDelay, type BackoffPolicy } from './backoff.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
@@ -44,10 +44,10 @@ export type SupervisorEvent =
   | { type: 'scale'; to: number; reply: Deferred<number> }
   | { type: 'stop'; force: boolean };
 
-/** What the library API and the log can observe, in order. */
 /** Answers a worker's `worker.request(name, payload)`; what it returns (or throws) goes back. */
 export type RequestHandler = (payload: unknown, from: { slot: number; pid: number }) => unknown;
 
+/** What the library API and the log can observe, in order. */
 export interface ClusterEvents {
   'worker:message': [{ slot: number; pid: number; payload: unknown }];
   'worker:ready': [{ slot: number; pid: number; generation: number }];
@@ -682,7 +682,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   }
 
   #log(level: LogRecord['level'], msg: string): void {
-    this.#sink.write({ time: new Date(this.#clock.now()), level, source: 'corral', msg });
+    this.#sink.write(corralRecord(level, msg, new Date(this.#clock.now())));
   }
 }
 
