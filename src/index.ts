@@ -3,10 +3,10 @@
  * handle; the `corral` CLI is a thin layer over it.
  */
 import { resolveOptions, type StartOptions } from './config/options.js';
-import { runCluster, type ClusterHandle, type RunOptions } from './primary/cluster.js';
+import { runCluster, type ClusterHandle, type RunOptions } from './primary/run.js';
 
 export type { StartOptions, Strategy, LogFormat } from './config/options.js';
-export type { ClusterHandle, RunOptions } from './primary/cluster.js';
+export type { ClusterHandle, RunOptions } from './primary/run.js';
 export type { ClusterStatus, WaitingSlot, WorkerStatus } from './primary/status.js';
 export type { ClusterEvents, RequestHandler } from './primary/supervisor.js';
 export type { RestartReason, WorkerState } from './primary/worker.js';

@@ -1,4 +1,5 @@
-import type { RestartReason, WorkerState } from './worker.js';
+import type { SlotRecord, SlotTable } from './slots.js';
+import type { RestartReason, WorkerHandle, WorkerState } from './worker.js';
 
 /** The stable shape of `corral status --json` (documented in the README). */
 export interface WorkerStatus {
@@ -40,4 +41,72 @@ export interface ClusterStatus {
   workers: WorkerStatus[];
   waiting: WaitingSlot[];
   totals: { workers: number; ready: number; rss: number; requests: number; restarts: number };
+}
+
+/** What the supervisor hands over to build a status snapshot. */
+export interface StatusSource {
+  name: string;
+  script: string;
+  strategy: string;
+  state: ClusterStatus['state'];
+  startedAt: number;
+  now: number;
+  desired: number;
+  generation: number;
+  /** Workers not yet exited. */
+  workers: readonly WorkerHandle[];
+  /** Slots below the desired count with no live worker. */
+  emptySlots: readonly number[];
+  slots: SlotTable;
+}
+
+/** The status view: a plain, JSON-ready snapshot of the table. */
+export function buildStatus(src: StatusSource): ClusterStatus {
+  const { now } = src;
+  const workers = [...src.workers].sort((a, b) => a.slot - b.slot || a.id - b.id).map((w) => workerStatus(w, src.slots.get(w.slot), now));
+  const waiting = src.emptySlots.map((slot) => {
+    const rec = src.slots.get(slot);
+    return { slot, restartInMs: Math.max(0, rec.respawnAt - now), restarts: rec.restarts, restartReasons: { ...rec.reasons } };
+  });
+  return {
+    name: src.name,
+    pid: process.pid,
+    script: src.script,
+    strategy: src.strategy,
+    state: src.state,
+    startedAt: new Date(src.startedAt || now).toISOString(),
+    uptimeMs: src.startedAt ? now - src.startedAt : 0,
+    desired: src.desired,
+    generation: src.generation,
+    workers,
+    waiting,
+    totals: {
+      workers: workers.length,
+      ready: workers.filter((w) => w.state === 'ready').length,
+      rss: workers.reduce((s, w) => s + (w.rss ?? 0), 0),
+      requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0),
+      restarts: src.slots.totalRestarts(),
+    },
+  };
+}
+
+function workerStatus(w: WorkerHandle, slot: SlotRecord, now: number): WorkerStatus {
+  const stats = w.stats;
+  return {
+    slot: w.slot,
+    pid: w.pid,
+    state: w.state,
+    generation: w.generation,
+    uptimeMs: now - w.spawnedAt,
+    restarts: slot.restarts,
+    restartReasons: { ...slot.reasons },
+    rss: stats?.rss ?? null,
+    heapUsed: stats?.heapUsed ?? null,
+    cpuPercent: stats ? Math.round(w.cpuPercent * 10) / 10 : null,
+    requests: stats?.requests ?? null,
+    connections: stats?.connections ?? null,
+    loopDelayMs: stats ? Math.round(stats.loopDelayMax * 10) / 10 : null,
+    lastHeartbeatMsAgo: w.lastHeartbeat === undefined ? null : now - w.lastHeartbeat,
+    address: w.address ?? null,
+  };
 }

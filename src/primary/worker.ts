@@ -7,6 +7,9 @@ export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
 /** Why a worker was replaced or stopped; counted per slot and shown by `status`. */
 export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | 'max-requests' | 'reload' | 'scale';
 
+/** Why a worker ended: a restart reason, or the cluster stopping. */
+export type EndReason = RestartReason | 'stop';
+
 export type TimerKind = 'boot' | 'grace' | 'kill' | 'watchdog';
 
 const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
@@ -16,31 +19,31 @@ const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
   exited: [],
 };
 
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
 /**
  * One worker process as the supervisor sees it. Its state changes only in
  * `transition()`, which also clears every timer armed for the state it
- * leaves, so no timer outlives the state it was meant for.
+ * leaves, so no timer outlives the state it was meant for. Everything else
+ * it knows (heartbeats, why it ends) changes through a named method.
  */
 export class WorkerHandle {
   #state: WorkerState = 'starting';
   readonly #timers = new Map<TimerKind, Timer>();
-  readyAt: number | undefined;
-  drainedAt: number | undefined;
-  exit: { code: number | null; signal: string | null } | undefined;
-  disconnected = false;
-  /** Set when the worker should be replaced by a fresh one in its slot. */
-  replaceReason: RestartReason | undefined;
-  /** Why this worker is draining or was killed, for the slot's record. */
-  endReason: RestartReason | 'stop' | undefined;
-  /** Killed by corral rather than ended on its own. */
-  killed = false;
-  stats: WorkerStats | undefined;
-  lastHeartbeat: number | undefined;
-  cpuPercent = 0;
-  overMemoryBeats = 0;
-  /** Requests after which this worker is recycled (max-requests + its own jitter). */
-  requestLimit: number | undefined;
-  address: string | undefined;
+  #readyAt: number | undefined;
+  #exit: ExitInfo | undefined;
+  #disconnected = false;
+  #replaceReason: RestartReason | undefined;
+  #endReason: EndReason | undefined;
+  #killed = false;
+  #stats: WorkerStats | undefined;
+  #lastHeartbeat: number | undefined;
+  #cpuPercent = 0;
+  #overMemoryBeats = 0;
+  #address: string | undefined;
 
   constructor(
     readonly id: number,
@@ -48,6 +51,8 @@ export class WorkerHandle {
     readonly generation: number,
     readonly proc: SpawnedProcess,
     readonly spawnedAt: number,
+    /** Requests after which this worker is recycled (max-requests + its own jitter). */
+    readonly requestLimit: number | undefined,
   ) {}
 
   get state(): WorkerState {
@@ -65,7 +70,46 @@ export class WorkerHandle {
 
   /** Both `exit` and `disconnect` seen: only now may it leave the table. */
   get gone(): boolean {
-    return this.exit !== undefined && this.disconnected;
+    return this.#exit !== undefined && this.#disconnected;
+  }
+
+  get readyAt(): number | undefined {
+    return this.#readyAt;
+  }
+
+  get exit(): ExitInfo | undefined {
+    return this.#exit;
+  }
+
+  /** Set when the worker should be replaced by a fresh one in its slot. */
+  get replaceReason(): RestartReason | undefined {
+    return this.#replaceReason;
+  }
+
+  /** Why this worker is draining or was killed, for the slot's record. */
+  get endReason(): EndReason | undefined {
+    return this.#endReason;
+  }
+
+  /** Killed by corral rather than ended on its own. */
+  get killed(): boolean {
+    return this.#killed;
+  }
+
+  get stats(): WorkerStats | undefined {
+    return this.#stats;
+  }
+
+  get lastHeartbeat(): number | undefined {
+    return this.#lastHeartbeat;
+  }
+
+  get cpuPercent(): number {
+    return this.#cpuPercent;
+  }
+
+  get address(): string | undefined {
+    return this.#address;
   }
 
   transition(to: WorkerState, now: number): void {
@@ -75,8 +119,7 @@ export class WorkerHandle {
     }
     this.clearTimers();
     this.#state = to;
-    if (to === 'ready') this.readyAt = now;
-    if (to === 'draining') this.drainedAt = now;
+    if (to === 'ready') this.#readyAt = now;
   }
 
   arm(kind: TimerKind, ms: number, clock: Clock, fire: () => void): void {
@@ -95,13 +138,44 @@ export class WorkerHandle {
     this.#timers.clear();
   }
 
+  /** The first address it listened on, for the log and status. */
+  noteAddress(address: string): void {
+    this.#address ??= address;
+  }
+
+  markForReplacement(reason: RestartReason): void {
+    this.#replaceReason ??= reason;
+  }
+
+  endBecause(reason: EndReason): void {
+    this.#endReason = reason;
+  }
+
+  noteKilled(): void {
+    this.#killed = true;
+  }
+
+  noteExit(info: ExitInfo): void {
+    this.#exit ??= info;
+  }
+
+  noteDisconnect(): void {
+    this.#disconnected = true;
+  }
+
   /** Fold a heartbeat in: CPU % over the interval since the previous one. */
   recordHeartbeat(stats: WorkerStats, now: number): void {
-    if (this.stats && this.lastHeartbeat !== undefined && now > this.lastHeartbeat) {
-      const cpuUs = stats.cpuUser + stats.cpuSystem - (this.stats.cpuUser + this.stats.cpuSystem);
-      this.cpuPercent = Math.max(0, (cpuUs / 1000 / (now - this.lastHeartbeat)) * 100);
+    if (this.#stats && this.#lastHeartbeat !== undefined && now > this.#lastHeartbeat) {
+      const cpuUs = stats.cpuUser + stats.cpuSystem - (this.#stats.cpuUser + this.#stats.cpuSystem);
+      this.#cpuPercent = Math.max(0, (cpuUs / 1000 / (now - this.#lastHeartbeat)) * 100);
     }
-    this.stats = stats;
-    this.lastHeartbeat = now;
+    this.#stats = stats;
+    this.#lastHeartbeat = now;
+  }
+
+  /** Consecutive heartbeats over the memory limit, this one included. */
+  countMemoryBeat(over: boolean): number {
+    this.#overMemoryBeats = over ? this.#overMemoryBeats + 1 : 0;
+    return this.#overMemoryBeats;
   }
 }

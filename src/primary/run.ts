@@ -1,12 +1,13 @@
 import type { ResolvedOptions } from '../config/options.js';
 import { ControlServer } from '../control/server.js';
-import type { ControlRequest } from '../control/protocol.js';
+import { runCommand } from '../control/commands.js';
 import { JsonSink, TextSink, corralRecord, type LogSink } from '../logs/sink.js';
 import { chooseStrategy, reusePortCaveat } from './balancing.js';
 import { readText, usableCpus } from './cpus.js';
 import { ClusterSpawner } from './spawn.js';
 import { typeScriptExecArgv } from './typescript.js';
 import type { ClusterStatus } from './status.js';
+import { installSignals } from './signals.js';
 import { Supervisor, type ClusterEvents, type RequestHandler } from './supervisor.js';
 import { checkPayload } from '../common/ipc.js';
 
@@ -67,7 +68,7 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     new ClusterSpawner(options, sink, choice.balancer, execArgv),
     sink,
   );
-  const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => answer(supervisor, req, options.grace)) : undefined;
+  const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => runCommand(supervisor, req, options.grace + KILL_TIMEOUT_MS + 5000)) : undefined;
   if (choice.note) sink.write(corralRecord('info', `strategy ${choice.note}`));
   const caveat = choice.balancer.name === 'reuseport' ? reusePortCaveat(readText) : null;
   if (caveat) sink.write(corralRecord('warn', caveat));
@@ -109,38 +110,4 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     },
   };
   return handle;
-}
-
-async function answer(supervisor: Supervisor, req: ControlRequest, graceMs: number): Promise<unknown> {
-  switch (req.cmd) {
-    case 'ping':
-      return { pid: process.pid };
-    case 'status':
-      return supervisor.status();
-    case 'reload':
-      await supervisor.reload();
-      return { generation: supervisor.status().generation };
-    case 'scale': {
-      const to = 'workers' in req ? req.workers : supervisor.desired + req.delta;
-      return { workers: await supervisor.scale(to) };
-    }
-    case 'stop':
-      // Answer now: the socket closes with the primary, so the client waits for the pid instead.
-      void supervisor.stop();
-      return { pid: process.pid, stopping: true, deadlineMs: graceMs + KILL_TIMEOUT_MS + 5000 };
-  }
-}
-
-function installSignals(supervisor: Supervisor): () => void {
-  const handlers: Array<[NodeJS.Signals, () => void]> = [
-    ['SIGINT', () => void supervisor.stop(supervisor.stopping)],
-    ['SIGTERM', () => void supervisor.stop(supervisor.stopping)],
-    ['SIGHUP', () => supervisor.reload().catch(() => {})],
-    ['SIGTTIN', () => supervisor.scale(supervisor.desired + 1).catch(() => {})],
-    ['SIGTTOU', () => supervisor.scale(supervisor.desired - 1).catch(() => {})],
-  ];
-  for (const [sig, fn] of handlers) process.on(sig, fn);
-  return () => {
-    for (const [sig, fn] of handlers) process.off(sig, fn);
-  };
 }

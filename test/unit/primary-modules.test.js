@@ -1,0 +1,127 @@
+// The supervisor's concerns, each tested on its own: slot bookkeeping, the
+// health rules, boot failure reports, request/broadcast messaging, reload
+// and scale waiters, and the status view.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SlotTable } from '../../dist/primary/slots.js';
+import { judgeHeartbeat, silentFor } from '../../dist/primary/health.js';
+import { BootReport, describeExit } from '../../dist/primary/boot-report.js';
+import { Messenger } from '../../dist/primary/messaging.js';
+import { ReloadQueue, ScaleWaiters } from '../../dist/primary/waiters.js';
+import { deferred } from '../../dist/primary/deferred.js';
+import { buildStatus } from '../../dist/primary/status.js';
+import { WorkerHandle } from '../../dist/primary/worker.js';
+import { DEFAULT_BACKOFF } from '../../dist/primary/backoff.js';
+import { MemorySink } from './fakes.js';
+
+function fakeProc(pid = 10, held = []) {
+  const sent = [];
+  return { pid, sent, send: (m) => sent.push(m), kill() {}, releaseOutput() {}, takeHeldOutput: () => held, recentErrors: () => [] };
+}
+
+const stats = (over = {}) => ({ rss: 1, heapUsed: 1, heapTotal: 1, cpuUser: 0, cpuSystem: 0, loopDelayMean: 0, loopDelayMax: 0, loopUtilization: 0, connections: 0, requests: 0, ...over });
+
+test('SlotTable: failed starts back off, a long-lived worker resets the count, restarts are counted by reason', () => {
+  const slots = new SlotTable(DEFAULT_BACKOFF);
+  assert.equal(slots.failedStart(0, 1000), 0);
+  assert.equal(slots.failedStart(0, 1000), 100);
+  assert.equal(slots.get(0).respawnAt, 1100);
+  assert.equal(slots.crashed(0, 2000, 30_000), 0, 'up for 30 s: the slot starts over');
+  slots.countRestart(0, 'crash');
+  slots.countRestart(1, 'memory');
+  slots.countRestart(1, 'memory');
+  assert.deepEqual(slots.get(1).reasons, { memory: 2 });
+  assert.equal(slots.totalRestarts(), 3);
+});
+
+test('health: memory over the limit for N beats in a row, or the request limit, recycles', () => {
+  const w = new WorkerHandle(1, 0, 1, fakeProc(), 0, 100);
+  const limits = { maxMemory: 1000, memoryBeats: 3 };
+  assert.equal(judgeHeartbeat(w, stats({ rss: 2000 }), limits), null);
+  assert.equal(judgeHeartbeat(w, stats({ rss: 2000 }), limits), null);
+  assert.equal(judgeHeartbeat(w, stats({ rss: 10 }), limits), null, 'a beat under the limit resets the count');
+  judgeHeartbeat(w, stats({ rss: 2000 }), limits);
+  judgeHeartbeat(w, stats({ rss: 2000 }), limits);
+  assert.equal(judgeHeartbeat(w, stats({ rss: 2000 }), limits)?.reason, 'memory');
+  const v = new WorkerHandle(2, 0, 1, fakeProc(), 0, 100);
+  assert.equal(judgeHeartbeat(v, stats({ requests: 99 }), limits), null);
+  assert.match(judgeHeartbeat(v, stats({ requests: 100 }), limits)?.message, /served 100 requests \(limit 100\)/);
+  v.recordHeartbeat(stats(), 5000);
+  assert.equal(silentFor(v, 7000), 2000);
+});
+
+test('BootReport: the same boot output prints once; three failed starts before ever serving are a crash loop', () => {
+  const sink = new MemorySink();
+  const report = new BootReport(sink);
+  const held = [{ level: 'error', msg: 'Error: boom', source: 'worker' }];
+  const w = (pid) => {
+    const h = new WorkerHandle(pid, 0, 1, fakeProc(pid, held), 0, undefined);
+    h.noteExit({ code: 1, signal: null });
+    return h;
+  };
+  assert.deepEqual(report.failedStart(w(1)), { reason: 'exited with code 1: Error: boom', repeated: false });
+  assert.equal(report.failedStart(w(2)).repeated, true);
+  assert.equal(sink.records.length, 1);
+  assert.equal(report.crashLoop(false, undefined, 'app.js'), null);
+  assert.equal(report.crashLoop(false, undefined, 'app.js'), null);
+  assert.match(report.crashLoop(false, undefined, 'app.js').message, /the app cannot start: Error: boom \(app\.js\)/);
+  assert.equal(report.crashLoop(true, undefined, 'app.js'), null, 'after serving once, never fatal');
+  assert.equal(describeExit({ code: null, signal: 'SIGKILL' }), 'was killed by SIGKILL');
+});
+
+test('Messenger: a handler answers, a throwing handler answers with its code, an unknown name says so', async () => {
+  const m = new Messenger();
+  const proc = fakeProc();
+  const w = new WorkerHandle(1, 3, 1, proc, 0, undefined);
+  m.onRequest('add', ({ a, b }, from) => a + b + from.slot);
+  m.onRequest('no', () => {
+    throw Object.assign(new Error('nope'), { code: 'E_NOPE' });
+  });
+  m.answer(w, 1, 'add', { a: 1, b: 2 });
+  m.answer(w, 2, 'no', null);
+  m.answer(w, 3, 'missing', null);
+  await new Promise((r) => setImmediate(r));
+  const byId = Object.fromEntries(proc.sent.map((s) => [s.id, s]));
+  assert.equal(byId[1].result, 6);
+  assert.deepEqual(byId[2].error, { code: 'E_NOPE', message: 'nope' });
+  assert.equal(byId[3].error.code, 'E_NO_HANDLER');
+  assert.equal(m.broadcast([w], { x: 1 }, 'primary'), 1);
+});
+
+test('ReloadQueue: requests during a reload run together after it; stopping rejects every waiter', async () => {
+  const q = new ReloadQueue();
+  const a = deferred();
+  const b = deferred();
+  const c = deferred();
+  assert.equal(q.request(a), true);
+  q.begin(2);
+  assert.equal(q.target, 2);
+  assert.equal(q.request(b), false);
+  assert.equal(q.request(c), false);
+  assert.equal(q.succeed(), 2);
+  await a.promise;
+  assert.equal(q.hasQueued, true);
+  q.begin(3);
+  q.rejectAll(new Error('stopping'));
+  await assert.rejects(b.promise, /stopping/);
+  await assert.rejects(c.promise, /stopping/);
+  const s = new ScaleWaiters();
+  const d = deferred();
+  s.add(d);
+  s.resolveAll(4);
+  assert.equal(await d.promise, 4);
+});
+
+test('status view: rows sorted by slot, totals, waiting slots with their back-off', () => {
+  const slots = new SlotTable(DEFAULT_BACKOFF);
+  slots.failedStart(1, 0);
+  slots.failedStart(1, 0);
+  const a = new WorkerHandle(2, 0, 1, fakeProc(20), 0, undefined);
+  a.transition('ready', 10);
+  a.recordHeartbeat(stats({ rss: 100, requests: 5 }), 500);
+  const s = buildStatus({ name: 'n', script: 's', strategy: 'os', state: 'running', startedAt: 0, now: 1000, desired: 2, generation: 1, workers: [a], emptySlots: [1], slots });
+  assert.equal(s.workers[0].pid, 20);
+  assert.equal(s.workers[0].lastHeartbeatMsAgo, 500);
+  assert.deepEqual(s.totals, { workers: 1, ready: 1, rss: 100, requests: 5, restarts: 0 });
+  assert.deepEqual(s.waiting, [{ slot: 1, restartInMs: 0, restarts: 0, restartReasons: {} }]);
+});
