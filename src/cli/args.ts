@@ -9,7 +9,7 @@ export type Command =
   | { kind: 'start'; options: StartOptions; configPath: string | undefined }
   | { kind: 'status'; name: string | undefined; json: boolean; home: string | undefined }
   | { kind: 'reload'; name: string | undefined; home: string | undefined }
-  | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; home: string | undefined }
+  | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; force: boolean; home: string | undefined }
   | { kind: 'stop'; name: string | undefined; home: string | undefined }
   | { kind: 'list'; json: boolean; home: string | undefined };
 
@@ -32,12 +32,14 @@ const START_OPTIONS = {
   'log-format': { type: 'string' },
   home: { type: 'string' },
   config: { type: 'string', short: 'c' },
+  force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } satisfies ParseArgsConfig['options'];
 
 const CONTROL_OPTIONS = {
   json: { type: 'boolean' },
+  force: { type: 'boolean' },
   home: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
@@ -125,6 +127,7 @@ function parseStart(argv: string[]): Command {
     options.logFormat = values['log-format'] as LogFormat;
   }
   if (values.home !== undefined) options.home = values.home;
+  if (values.force) options.force = true;
   return { kind: 'start', options, configPath: values.config };
 }
 
@@ -151,7 +154,7 @@ function parseControl(kind: (typeof CONTROL_COMMANDS)[number], argv: string[]): 
   if (values.help) return { kind: 'help' };
   const home = values.home;
   const json = values.json ?? false;
-  if (kind === 'scale') return parseScale(positionals, counts, home);
+  if (kind === 'scale') return parseScale(positionals, counts, home, values.force ?? false);
   if (positionals.length > 1) throw new UsageError(`corral ${kind} takes at most one cluster name, got ${positionals.length} arguments`);
   const name = positionals[0];
   switch (kind) {
@@ -165,13 +168,13 @@ function parseControl(kind: (typeof CONTROL_COMMANDS)[number], argv: string[]): 
   }
 }
 
-function parseScale(positionals: string[], counts: string[], home: string | undefined): Command {
+function parseScale(positionals: string[], counts: string[], home: string | undefined, force: boolean): Command {
   const all = [...positionals, ...counts];
   const countArg = counts[0] ?? positionals.find((p) => /^\d+$/.test(p));
   if (countArg === undefined || all.length > 2) throw new UsageError('usage: corral scale [name] <n|+k|-k>, e.g. corral scale 4 or corral scale web +1');
   const name = positionals.find((p) => p !== countArg);
-  if (/^[+-]/.test(countArg)) return { kind: 'scale', name, target: { delta: Number(countArg) }, home };
+  if (/^[+-]/.test(countArg)) return { kind: 'scale', name, target: { delta: Number(countArg) }, force, home };
   const workers = Number(countArg);
   if (workers < 1) throw new UsageError(`cannot scale to ${workers} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`);
-  return { kind: 'scale', name, target: { workers }, home };
+  return { kind: 'scale', name, target: { workers }, force, home };
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { CorralError, UsageError } from '../common/errors.js';
+import { processExists } from '../common/signal.js';
 import path from 'node:path';
 import { CONFIG_NAMES, findConfig, loadConfig } from '../config/file.js';
 import { defaultHome, resolveOptions, type ResolvedOptions, type StartOptions } from '../config/options.js';
@@ -8,7 +9,6 @@ import { chooseStrategy } from '../primary/balancing.js';
 import type { ClusterHandle } from '../primary/run.js';
 import { liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
 import { socketPath } from '../control/paths.js';
-import { probeSocket } from '../control/server.js';
 import { runCluster } from '../primary/run.js';
 import type { ClusterStatus } from '../primary/status.js';
 import { parseCommand, type Command } from './args.js';
@@ -100,7 +100,7 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
   const home = command.home ?? defaultHome();
   if (command.kind === 'scale') {
     const { name, file } = await resolveCluster(home, command.name, 'scale');
-    const result = (await sendCommand(file, { cmd: 'scale', ...command.target })) as { workers: number };
+    const result = (await sendCommand(file, { cmd: 'scale', ...command.target, force: command.force })) as { workers: number };
     process.stdout.write(`${name}: ${result.workers} workers ready\n`);
     return 0;
   }
@@ -120,34 +120,44 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
       }
       return 0;
     case 'stop': {
-      await Promise.all(
-        targets.map(async (t) => {
-          const r = (await sendCommand(t.file, { cmd: 'stop' }, 10_000)) as { pid: number; deadlineMs: number };
-          await waitForStop(t.file, r.pid, r.deadlineMs);
-        }),
-      );
-      for (const t of targets) process.stdout.write(`${t.name}: stopped\n`);
-      return 0;
+      const codes = await Promise.all(targets.map((t) => stopOne(t.name, t.file)));
+      return Math.max(0, ...codes);
     }
   }
 }
 
 /**
- * Stopped means the primary exited, or (one app of several in a primary)
- * its socket stopped answering; bounded by the primary's own drain deadline.
+ * Ask one cluster to stop and return its own verdict (1 when a worker had to
+ * be killed), waiting no longer than the deadline the primary announces.
  */
-async function waitForStop(file: string, pid: number, deadlineMs: number): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
+async function stopOne(name: string, file: string): Promise<number> {
+  let pid: number | undefined;
+  try {
+    const result = (await sendCommand(file, { cmd: 'stop' }, {
+      timeoutMs: 10_000,
+      onProgress: (p) => {
+        if (typeof p.pid === 'number') pid = p.pid;
+        return typeof p.deadlineMs === 'number' ? p.deadlineMs : undefined;
+      },
+    })) as { exitCode: number };
+    process.stdout.write(`${name}: stopped${result.exitCode === 0 ? '' : ` (exit code ${result.exitCode}: see its log)`}\n`);
+    return result.exitCode === 0 ? 0 : EXIT_FAILED;
+  } catch (err) {
+    // The connection closed without a verdict: the primary died (kill -9) or is very old.
+    if (pid !== undefined && (err as CorralError).code === 'E_PROTOCOL' && (await gone(pid))) {
+      process.stderr.write(`corral: ${name}: the primary (pid ${pid}) exited without reporting how the stop went\n`);
+      return EXIT_FAILED;
     }
-    if (!(await probeSocket(file))) return;
+    throw err;
+  }
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 40; i++) {
+    if (!processExists(pid)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new CorralError('E_STOPPING', `the cluster (primary pid ${pid}) is still running ${deadlineMs} ms after the stop request`);
+  return false;
 }
 
 const CLI_LABELS: Record<string, string> = {
@@ -163,6 +173,7 @@ const CLI_LABELS: Record<string, string> = {
   maxRequests: '--max-requests',
   maxRequestsJitter: '--max-requests-jitter',
   logFormat: '--log-format',
+  force: '--force',
 };
 
 function cliLabel(key: string): string {

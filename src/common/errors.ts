@@ -10,7 +10,8 @@ export type CorralErrorCode =
   | 'E_NAME_TAKEN'
   | 'E_NO_CLUSTER'
   | 'E_PROTOCOL'
-  | 'E_STOPPING';
+  | 'E_STOPPING'
+  | 'E_TIMEOUT';
 
 export class CorralError extends Error {
   readonly code: CorralErrorCode;

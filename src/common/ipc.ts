@@ -28,7 +28,9 @@ export type WorkerToPrimary =
   | { corral: 1; type: 'ready' }
   | { corral: 1; type: 'heartbeat'; stats: WorkerStats }
   | { corral: 1; type: 'request'; id: number; name: string; payload: unknown }
-  | { corral: 1; type: 'broadcast'; payload: unknown };
+  | { corral: 1; type: 'broadcast'; payload: unknown }
+  /** The worker began draining on its own: it received SIGTERM/SIGINT directly (systemd's control-group kill, `kill <pid>`). */
+  | { corral: 1; type: 'draining'; signal: string };
 
 export interface ErrorBody {
   code: string;
@@ -36,12 +38,12 @@ export interface ErrorBody {
 }
 
 export type PrimaryToWorker =
-  | { corral: 1; type: 'drain'; idleCloseMs: number; reason: string }
+  | { corral: 1; type: 'drain'; idleCloseMs: number; graceMs: number; reason: string }
   | { corral: 1; type: 'reply'; id: number; ok: true; result: unknown }
   | { corral: 1; type: 'reply'; id: number; ok: false; error: ErrorBody }
   | { corral: 1; type: 'message'; payload: unknown; from: number | 'primary' };
 
-const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast']);
+const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining']);
 const PRIMARY_TYPES = new Set(['drain', 'reply', 'message']);
 
 export function isWorkerMessage(value: unknown): value is WorkerToPrimary {
@@ -69,6 +71,9 @@ export const ENV = {
   name: 'CORRAL_NAME',
   strategy: 'CORRAL_STRATEGY',
   requestLimit: 'CORRAL_REQUEST_LIMIT',
+  /** For a drain the worker starts itself (a signal it received): how long the primary will wait. */
+  graceMs: 'CORRAL_GRACE_MS',
+  idleCloseMs: 'CORRAL_IDLE_CLOSE_MS',
 } as const;
 
 /** Payloads cross as JSON; refuse what would not survive or is too large, with the reason. */

@@ -2,6 +2,8 @@ import { statSync, accessSync, constants } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../common/errors.js';
+import { usableCpus } from '../primary/cpus.js';
+import type { RequestHandler } from '../primary/messaging.js';
 
 export const STRATEGIES = ['auto', 'rr', 'os', 'reuseport'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -31,6 +33,13 @@ export interface StartOptions {
   home?: string;
   /** Listen on the control socket (default true). */
   control?: boolean;
+  /** Allow a worker count above WORKERS_PER_CPU_LIMIT × the usable CPUs. */
+  force?: boolean;
+  /**
+   * Handlers for `worker.request(name)`, registered before any worker boots
+   * (workers that ask at boot need not wait for `await start()`).
+   */
+  onRequest?: Record<string, RequestHandler>;
 }
 
 export interface ResolvedOptions {
@@ -53,6 +62,9 @@ export interface ResolvedOptions {
   logFormat: LogFormat;
   home: string;
   control: boolean;
+  /** Largest worker count accepted without force (here and for scale()). */
+  maxWorkers: number;
+  onRequest: Record<string, RequestHandler>;
 }
 
 export const DEFAULTS = {
@@ -62,6 +74,12 @@ export const DEFAULTS = {
   watchdog: 30_000,
   maxRequestsJitter: 0,
 } as const;
+
+/**
+ * More workers than this per usable CPU only add memory and contention
+ * (and a typo such as `scale 100000` would fork a process storm).
+ */
+export const WORKERS_PER_CPU_LIMIT = 4;
 
 export function defaultHome(): string {
   return process.env.CORRAL_HOME || path.join(os.homedir(), '.corral');
@@ -127,6 +145,11 @@ export function resolveOptions(input: StartOptions, label: (key: string) => stri
   const workers = input.workers === undefined || input.workers === 'auto'
     ? 'auto'
     : integer(label('workers'), input.workers, 1, 'a positive integer or "auto"');
+  const cpus = usableCpus();
+  const maxWorkers = input.force ? Infinity : WORKERS_PER_CPU_LIMIT * cpus;
+  if (workers !== 'auto' && workers > maxWorkers) {
+    throw new UsageError(`${label('workers')} ${workers} is more than ${maxWorkers} (${WORKERS_PER_CPU_LIMIT} per usable CPU, ${cpus} usable); use ${label('force')} to run that many anyway`);
+  }
   const maxMemory = optionalInteger(label('maxMemory'), input.maxMemory, 1, 'a positive size');
   const maxRequests = optionalInteger(label('maxRequests'), input.maxRequests, 1, 'a positive integer');
   return {
@@ -149,5 +172,15 @@ export function resolveOptions(input: StartOptions, label: (key: string) => stri
     logFormat: oneOf(label('logFormat'), input.logFormat ?? 'text', LOG_FORMATS),
     home: input.home ?? defaultHome(),
     control: input.control ?? true,
+    maxWorkers,
+    onRequest: checkHandlers(label('onRequest'), input.onRequest),
   };
+}
+
+function checkHandlers(label: string, value: unknown): Record<string, RequestHandler> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Object.values(value).some((h) => typeof h !== 'function')) {
+    throw new UsageError(`${label} must be an object mapping request names to functions`);
+  }
+  return { ...(value as Record<string, RequestHandler>) };
 }

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { CorralError, type CorralErrorCode } from '../common/errors.js';
 import { LineSplitter } from '../logs/lines.js';
 import { socketNames, socketPath } from './paths.js';
-import { PROTOCOL_VERSION, type ControlCommand, type ControlResponse } from './protocol.js';
+import { PROTOCOL_VERSION, type ControlCommand, type ControlProgress, type ControlResponse } from './protocol.js';
 import { probeSocket } from './server.js';
 
 /** An error the primary answered with, carrying its code (E_RELOAD, E_USAGE, ...). */
@@ -12,12 +12,23 @@ export class RemoteError extends CorralError {
   }
 }
 
+export interface SendOptions {
+  /** Give up after this long (0: wait until the primary answers or its socket closes). */
+  timeoutMs?: number;
+  /**
+   * Progress lines before the answer. Returning a number replaces the
+   * timeout, counted from now (the primary says how long it will take).
+   */
+  onProgress?: (progress: Record<string, unknown>) => number | void;
+}
+
 /**
  * Send one command and wait for its response. Commands such as `reload`
- * answer only when the work is done, so there is no timeout by default; the
- * wait ends when the primary answers or its socket closes.
+ * answer only when the work is done; they announce how long that may take
+ * in a progress line, which bounds the wait.
  */
-export function sendCommand(file: string, command: ControlCommand, timeoutMs = 0): Promise<unknown> {
+export function sendCommand(file: string, command: ControlCommand, opts: number | SendOptions = {}): Promise<unknown> {
+  const { timeoutMs = 0, onProgress } = typeof opts === 'number' ? { timeoutMs: opts } : opts;
   return new Promise((resolve, reject) => {
     const sock = net.connect(file);
     const id = 1;
@@ -30,16 +41,26 @@ export function sendCommand(file: string, command: ControlCommand, timeoutMs = 0
       if (err) reject(err);
       else resolve(value);
     };
-    const timer = timeoutMs > 0 ? setTimeout(() => finish(new CorralError('E_PROTOCOL', `no answer from ${file} within ${timeoutMs} ms`)), timeoutMs) : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number): void => {
+      if (timer) clearTimeout(timer);
+      timer = ms > 0 ? setTimeout(() => finish(new CorralError('E_TIMEOUT', `no answer from ${file} within ${ms} ms`)), ms) : undefined;
+    };
+    arm(timeoutMs);
     sock.setEncoding('utf8');
     const splitter = new LineSplitter((line) => {
-      let response: ControlResponse;
+      let response: ControlResponse | ControlProgress;
       try {
-        response = JSON.parse(line) as ControlResponse;
+        response = JSON.parse(line) as ControlResponse | ControlProgress;
       } catch {
         return finish(new CorralError('E_PROTOCOL', 'the primary sent an unreadable answer'));
       }
       if (response.id !== id) return;
+      if ('progress' in response) {
+        const ms = onProgress?.(response.progress);
+        if (typeof ms === 'number') arm(ms);
+        return;
+      }
       if (response.ok) finish(null, response.result);
       else finish(new RemoteError(response.error.code, response.error.message));
     });

@@ -2,7 +2,12 @@ import type { Supervisor } from '../primary/supervisor.js';
 import type { ControlRequest } from './protocol.js';
 
 /** What the control socket's commands do: each maps to one supervisor call, nothing else. */
-export async function runCommand(supervisor: Supervisor, req: ControlRequest, stopDeadlineMs: number): Promise<unknown> {
+export async function runCommand(
+  supervisor: Supervisor,
+  req: ControlRequest,
+  progress: (data: Record<string, unknown>) => void,
+  stopDeadlineMs: number,
+): Promise<unknown> {
   switch (req.cmd) {
     case 'ping':
       return { pid: process.pid };
@@ -13,11 +18,12 @@ export async function runCommand(supervisor: Supervisor, req: ControlRequest, st
       return { generation: supervisor.status().generation };
     case 'scale': {
       const to = 'workers' in req ? req.workers : supervisor.desired + req.delta;
-      return { workers: await supervisor.scale(to) };
+      return { workers: await supervisor.scale(to, { force: req.force === true }) };
     }
-    case 'stop':
-      // Answer now: the socket closes with the primary, so the client waits for the pid instead.
-      void supervisor.stop();
-      return { pid: process.pid, stopping: true, deadlineMs: stopDeadlineMs };
+    case 'stop': {
+      progress({ pid: process.pid, deadlineMs: stopDeadlineMs });
+      // The verdict, not just "stopping": 1 when a worker had to be killed.
+      return { pid: process.pid, exitCode: await supervisor.stop() };
+    }
   }
 }

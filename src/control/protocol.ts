@@ -13,8 +13,8 @@ export type ControlCommand =
   | { cmd: 'ping' }
   | { cmd: 'status' }
   | { cmd: 'reload' }
-  | { cmd: 'scale'; workers: number }
-  | { cmd: 'scale'; delta: number }
+  | { cmd: 'scale'; workers: number; force?: boolean }
+  | { cmd: 'scale'; delta: number; force?: boolean }
   | { cmd: 'stop' };
 
 export type ControlRequest = ControlCommand & { v: typeof PROTOCOL_VERSION; id: RequestId };
@@ -24,9 +24,20 @@ export interface ControlErrorBody {
   message: string;
 }
 
+/**
+ * One final response per request. Before it, a long-running command may
+ * send progress lines (`{v, id, progress}`), e.g. the deadline a stop or a
+ * reload will keep, so that the client can bound its wait honestly.
+ */
 export type ControlResponse =
   | { v: typeof PROTOCOL_VERSION; id: RequestId | null; ok: true; result: unknown }
   | { v: typeof PROTOCOL_VERSION; id: RequestId | null; ok: false; error: ControlErrorBody };
+
+export interface ControlProgress {
+  v: typeof PROTOCOL_VERSION;
+  id: RequestId;
+  progress: Record<string, unknown>;
+}
 
 export class ProtocolError extends Error {
   readonly code = 'E_PROTOCOL';
@@ -67,8 +78,9 @@ export function parseRequest(line: string): ControlRequest {
     case 'stop':
       return { v: PROTOCOL_VERSION, id, cmd: m.cmd };
     case 'scale':
-      if (isCount(m.workers)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', workers: m.workers };
-      if (isCount(m.delta)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', delta: m.delta };
+      if (m.force !== undefined && typeof m.force !== 'boolean') throw new ProtocolError('scale: "force" must be true or false', id);
+      if (isCount(m.workers)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', workers: m.workers, force: m.force === true };
+      if (isCount(m.delta)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', delta: m.delta, force: m.force === true };
       throw new ProtocolError('scale needs an integer "workers" or "delta"', id);
     default:
       throw new ProtocolError(`unknown command ${JSON.stringify(m.cmd)}`, id);

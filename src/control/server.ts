@@ -3,9 +3,13 @@ import net from 'node:net';
 import { CorralError, isErrnoException } from '../common/errors.js';
 import { LineSplitter } from '../logs/lines.js';
 import { ensurePrivateHome, socketPath } from './paths.js';
-import { MAX_LINE_BYTES, ProtocolError, errorResponse, okResponse, parseRequest, type ControlRequest, type ControlResponse } from './protocol.js';
+import { MAX_LINE_BYTES, PROTOCOL_VERSION, ProtocolError, errorResponse, okResponse, parseRequest, type ControlProgress, type ControlRequest, type ControlResponse } from './protocol.js';
 
-export type CommandHandler = (request: ControlRequest) => Promise<unknown>;
+/** Answers one request; `progress` sends an intermediate line before the final answer. */
+export type CommandHandler = (request: ControlRequest, progress: (data: Record<string, unknown>) => void) => Promise<unknown>;
+
+/** On close, how long answers still being computed may take to be written. */
+const CLOSE_FLUSH_MS = 1000;
 
 /** Is something answering on this socket? A refused or missing socket is stale. */
 export function probeSocket(file: string, timeoutMs = 1000): Promise<boolean> {
@@ -31,6 +35,7 @@ export class ControlServer {
   readonly path: string;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   private constructor(file: string, handle: CommandHandler) {
     this.path = file;
@@ -59,10 +64,18 @@ export class ControlServer {
     return server;
   }
 
-  close(): void {
+  /**
+   * Stop accepting, let answers under way (a stop's final verdict) be
+   * written, then close every connection and remove the socket file.
+   */
+  async close(): Promise<void> {
     this.#server.close();
-    for (const s of this.#sockets) s.destroy();
     removeStale(this.path);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_FLUSH_MS)));
+    await Promise.race([Promise.allSettled([...this.#inFlight]), bound]);
+    clearTimeout(timer);
+    await Promise.all([...this.#sockets].map((s) => endGracefully(s)));
   }
 
   #serve(socket: net.Socket, handle: CommandHandler): void {
@@ -70,12 +83,15 @@ export class ControlServer {
     socket.once('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setEncoding('utf8');
-    const reply = (response: ControlResponse): void => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+    const reply = (response: ControlResponse | ControlProgress): void => {
+      if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(response)}\n`);
     };
     const splitter = new LineSplitter(
       (line) => {
-        if (line.trim() !== '') void this.#answer(line, handle).then(reply);
+        if (line.trim() === '') return;
+        const answer = this.#answer(line, handle, reply).then(reply);
+        this.#inFlight.add(answer);
+        void answer.finally(() => this.#inFlight.delete(answer));
       },
       MAX_LINE_BYTES,
       () => {
@@ -86,7 +102,7 @@ export class ControlServer {
     socket.on('data', (chunk: string) => splitter.push(chunk));
   }
 
-  async #answer(line: string, handle: CommandHandler): Promise<ControlResponse> {
+  async #answer(line: string, handle: CommandHandler, send: (p: ControlProgress) => void): Promise<ControlResponse> {
     let request: ControlRequest;
     try {
       request = parseRequest(line);
@@ -95,12 +111,25 @@ export class ControlServer {
       return errorResponse(e.id ?? null, { code: e.code, message: e.message });
     }
     try {
-      return okResponse(request.id, await handle(request));
+      const { id } = request;
+      return okResponse(id, await handle(request, (progress) => send({ v: PROTOCOL_VERSION, id, progress })));
     } catch (err) {
       const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'E_INTERNAL';
       return errorResponse(request.id, { code, message: err instanceof Error ? err.message : String(err) });
     }
   }
+}
+
+function endGracefully(socket: net.Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.end();
+  });
 }
 
 function removeStale(file: string): void {

@@ -8,7 +8,7 @@ export interface LogRecord {
   source: 'corral' | 'worker';
   /** Worker slot, for lines from a worker. */
   worker?: number;
-  pid?: number;
+  pid?: number | undefined;
   msg: string;
 }
 
@@ -22,35 +22,142 @@ export interface LogSink {
   write(record: LogRecord): boolean;
   /** Called once when the destination can take more after write() returned false. */
   onDrain(listener: () => void): void;
+  /** Lines dropped because the reader was gone or stalled too long. */
+  readonly dropped?: number;
 }
 
-interface Out {
+export interface Out {
   write(text: string): boolean;
-  once(event: 'drain', listener: () => void): unknown;
+  on(event: 'drain', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
   isTTY?: boolean;
 }
 
-abstract class StreamSink implements LogSink {
-  constructor(
-    protected readonly out: Out,
-    protected readonly err: Out,
-  ) {}
+/**
+ * A reader that stops reading for this long is treated as stalled: worker
+ * output is dropped (and counted) instead of pausing the workers further.
+ * Well under the watchdog, so a stalled log reader never costs a worker.
+ */
+export const STALL_MS = 2000;
 
-  protected target(record: LogRecord): Out {
-    return record.level === 'info' && record.source === 'worker' ? this.out : this.err;
+/**
+ * One output stream and what became of its reader. Back-pressure first
+ * (producers pause when it is full), but losing the reader must never stop
+ * the service: a closed pipe (EPIPE) or a reader stalled beyond STALL_MS
+ * turns writes into counted drops, and the producers resume.
+ */
+class Destination {
+  #state: 'open' | 'blocked' | 'dropping' | 'dead' = 'open';
+  #blockedAt = 0;
+  #stallTimer: NodeJS.Timeout | undefined;
+  #waiting: Array<() => void> = [];
+  #droppedNow = 0;
+  dropped = 0;
+
+  constructor(
+    readonly out: Out,
+    private readonly name: string,
+    private readonly note: (msg: string) => void,
+  ) {
+    out.on('drain', () => this.#drained());
+    out.on('error', (err: Error) => this.#died(err));
   }
 
-  abstract write(record: LogRecord): boolean;
+  write(text: string): boolean {
+    if (this.#state === 'dead' || this.#state === 'dropping') {
+      this.dropped += 1;
+      this.#droppedNow += 1;
+      return true;
+    }
+    let ok: boolean;
+    try {
+      ok = this.out.write(text);
+    } catch (err) {
+      this.#died(err as Error);
+      return true;
+    }
+    if (!ok && this.#state === 'open') this.#block();
+    return ok;
+  }
 
   onDrain(listener: () => void): void {
-    // Either stream may be the one that filled up; resume on the first drain.
+    if (this.#state === 'blocked') this.#waiting.push(listener);
+    else queueMicrotask(listener);
+  }
+
+  get usable(): boolean {
+    return this.#state !== 'dead';
+  }
+
+  #block(): void {
+    this.#state = 'blocked';
+    this.#blockedAt = Date.now();
+    this.#stallTimer = setTimeout(() => {
+      this.#state = 'dropping';
+      this.#release();
+    }, STALL_MS);
+    this.#stallTimer.unref();
+  }
+
+  #drained(): void {
+    if (this.#state === 'dead') return;
+    clearTimeout(this.#stallTimer);
+    const dropped = this.#droppedNow;
+    const stalledMs = Date.now() - this.#blockedAt;
+    this.#state = 'open';
+    this.#droppedNow = 0;
+    this.#release();
+    if (dropped > 0) this.note(`${dropped} log line${dropped === 1 ? '' : 's'} dropped while ${this.name} was blocked for ${(stalledMs / 1000).toFixed(1)} s`);
+  }
+
+  #died(err: Error): void {
+    if (this.#state === 'dead') return;
+    clearTimeout(this.#stallTimer);
+    this.#state = 'dead';
+    this.#release();
+    const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    this.note(`${this.name} is closed (${code}); its lines are dropped from now on, the cluster keeps serving`);
+  }
+
+  #release(): void {
+    for (const fn of this.#waiting.splice(0)) fn();
+  }
+}
+
+abstract class StreamSink implements LogSink {
+  readonly #out: Destination;
+  readonly #err: Destination;
+
+  constructor(out: Out, err: Out) {
+    this.#out = new Destination(out, 'stdout', (msg) => this.#noteOn(this.#err, msg));
+    this.#err = new Destination(err, 'stderr', (msg) => this.#noteOn(this.#out, msg));
+  }
+
+  protected abstract format(record: LogRecord, tty: boolean): string;
+
+  write(record: LogRecord): boolean {
+    const dest = record.level === 'info' && record.source === 'worker' ? this.#out : this.#err;
+    return dest.write(this.format(record, dest.out.isTTY === true));
+  }
+
+  /** Either stream may be the one that filled up; resume on the first drain. */
+  onDrain(listener: () => void): void {
     let called = false;
     const once = (): void => {
       if (!called) listener();
       called = true;
     };
-    this.out.once('drain', once);
-    this.err.once('drain', once);
+    this.#out.onDrain(once);
+    this.#err.onDrain(once);
+  }
+
+  get dropped(): number {
+    return this.#out.dropped + this.#err.dropped;
+  }
+
+  /** corral's note about one stream goes to the other, if that one still has a reader. */
+  #noteOn(dest: Destination, msg: string): void {
+    if (dest.usable) dest.write(this.format(corralRecord('warn', msg), dest.out.isTTY === true));
   }
 }
 
@@ -65,15 +172,15 @@ export class TextSink extends StreamSink {
     super(out, err);
   }
 
-  write(record: LogRecord): boolean {
-    const target = this.target(record);
+  protected format(record: LogRecord, tty: boolean): string {
     if (record.source === 'corral') {
       const tag = `[corral ${this.name}]`;
-      const colored = target.isTTY ? styleText(record.level === 'info' ? 'cyan' : record.level === 'warn' ? 'yellow' : 'red', tag) : tag;
-      return target.write(`${colored} ${record.msg}\n`);
+      const colored = tty ? styleText(record.level === 'info' ? 'cyan' : record.level === 'warn' ? 'yellow' : 'red', tag) : tag;
+      // A stack trace keeps the tag on every line, so no line of it reads as a worker's.
+      return record.msg.split('\n').map((line) => `${colored} ${line}\n`).join('');
     }
-    if (!this.prefix) return target.write(`${record.msg}\n`);
-    return target.write(`[${this.name} ${record.worker ?? '-'} ${record.pid ?? '-'}] ${record.msg}\n`);
+    if (!this.prefix) return `${record.msg}\n`;
+    return `[${this.name} ${record.worker ?? '-'} ${record.pid ?? '-'}] ${record.msg}\n`;
   }
 }
 
@@ -87,7 +194,7 @@ export class JsonSink extends StreamSink {
     super(out, err);
   }
 
-  write(record: LogRecord): boolean {
+  protected format(record: LogRecord): string {
     const line = JSON.stringify({
       time: record.time.toISOString(),
       level: record.level,
@@ -97,6 +204,6 @@ export class JsonSink extends StreamSink {
       pid: record.pid ?? null,
       msg: record.msg,
     });
-    return this.target(record).write(`${line}\n`);
+    return `${line}\n`;
   }
 }

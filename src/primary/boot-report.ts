@@ -33,6 +33,11 @@ export class BootReport {
     return { reason: `${describeExit(w.exit)}${cause ? `: ${cause}` : ''}`, repeated };
   }
 
+  /** A failed start that printed nothing (fork itself failed): its error is the cause. */
+  noteCause(cause: string): void {
+    this.#cause ??= cause;
+  }
+
   /** Count a failed start before anything was ever ready; a BootError once that means a crash loop. */
   crashLoop(everReady: boolean, exit: ExitInfo | undefined, script: string): BootError | null {
     if (everReady) return null;

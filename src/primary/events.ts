@@ -8,17 +8,18 @@ export type SupervisorEvent =
   | { type: 'worker-message'; worker: WorkerHandle; message: WorkerToPrimary }
   | { type: 'worker-exit'; worker: WorkerHandle; code: number | null; signal: string | null }
   | { type: 'worker-disconnect'; worker: WorkerHandle }
+  | { type: 'worker-spawn-failed'; worker: WorkerHandle; error: Error }
   | { type: 'timer'; kind: TimerKind; worker: WorkerHandle }
   | { type: 'respawn-due' }
   | { type: 'reload'; reply: Deferred<void> }
-  | { type: 'scale'; to: number; reply: Deferred<number> }
+  | { type: 'scale'; to: number; force: boolean; reply: Deferred<number> }
   | { type: 'stop'; force: boolean };
 
 /** What the library API and the log can observe, in order. */
 export interface ClusterEvents {
-  'worker:message': [{ slot: number; pid: number; payload: unknown }];
-  'worker:ready': [{ slot: number; pid: number; generation: number }];
-  'worker:exit': [{ slot: number; pid: number; code: number | null; signal: string | null; reason: EndReason }];
+  'worker:message': [{ slot: number; pid: number | undefined; payload: unknown }];
+  'worker:ready': [{ slot: number; pid: number | undefined; generation: number }];
+  'worker:exit': [{ slot: number; pid: number | undefined; code: number | null; signal: string | null; reason: EndReason }];
   'reload:done': [{ generation: number }];
   'reload:failed': [{ generation: number; error: string }];
   stopped: [{ exitCode: number }];

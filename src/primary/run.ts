@@ -25,7 +25,8 @@ export interface ClusterHandle {
   /** Resolves with the primary's exit code once every worker is gone. */
   readonly done: Promise<number>;
   reload(): Promise<void>;
-  scale(workers: number): Promise<number>;
+  /** More than 4 per usable CPU needs `{ force: true }`. */
+  scale(workers: number, options?: { force?: boolean }): Promise<number>;
   stop(): Promise<number>;
   status(): ClusterStatus;
   /** Answer workers' `worker.request(name, payload)`. */
@@ -39,6 +40,11 @@ export interface ClusterHandle {
 export interface RunOptions {
   /** Turn SIGINT/SIGTERM/SIGHUP/SIGTTIN/SIGTTOU into supervisor events (the CLI does). */
   handleSignals?: boolean;
+}
+
+/** Workers booting at once: booting is CPU-bound, more than two per CPU only slows them all. */
+function spawnBatch(): number {
+  return Math.max(4, 2 * usableCpus());
 }
 
 function makeSink(options: ResolvedOptions): LogSink {
@@ -64,32 +70,37 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
       maxRequestsJitter: options.maxRequestsJitter,
       reloadParallel: options.reloadParallel,
       idleCloseMs: IDLE_CLOSE_MS,
+      maxWorkers: options.maxWorkers,
+      spawnBatch: spawnBatch(),
     },
-    new ClusterSpawner(options, sink, choice.balancer, execArgv),
+    new ClusterSpawner(options, sink, choice.balancer, { graceMs: options.grace, idleCloseMs: IDLE_CLOSE_MS }, execArgv),
     sink,
   );
-  const control = options.control ? await ControlServer.listen(options.home, options.name, (req) => runCommand(supervisor, req, options.grace + KILL_TIMEOUT_MS + 5000)) : undefined;
+  for (const [name, handler] of Object.entries(options.onRequest)) supervisor.onRequest(name, handler);
+  const control = options.control ? await ControlServer.listen(options.home, options.name, (req, progress) => runCommand(supervisor, req, progress, options.grace + KILL_TIMEOUT_MS + 5000)) : undefined;
   if (choice.note) sink.write(corralRecord('info', `strategy ${choice.note}`));
   const caveat = choice.balancer.name === 'reuseport' ? reusePortCaveat(readText) : null;
   if (caveat) sink.write(corralRecord('warn', caveat));
-  const removeSignals = run.handleSignals ? installSignals(supervisor) : () => {};
-  void supervisor.done.then(() => {
-    control?.close();
+  const removeSignals = run.handleSignals ? installSignals(supervisor, sink) : () => {};
+  // Done once the control socket has written its last answers (a stop's verdict) and closed.
+  const done = supervisor.done.then(async (code) => {
     removeSignals();
+    await control?.close();
+    return code;
   });
   try {
     await supervisor.start();
   } catch (err) {
-    await supervisor.done;
+    await done;
     throw err;
   }
   const handle: ClusterHandle = {
     name: options.name,
     pid: process.pid,
     controlSocket: control?.path,
-    done: supervisor.done,
+    done,
     reload: () => supervisor.reload(),
-    scale: (n) => supervisor.scale(n),
+    scale: (n, opts) => supervisor.scale(n, opts),
     stop: () => supervisor.stop(),
     status: () => supervisor.status(),
     onRequest(name, handler) {

@@ -1,7 +1,8 @@
 import cluster, { type ClusterSettings, type Worker } from 'node:cluster';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isWorkerMessage, ENV, type PrimaryToWorker, type WorkerToPrimary } from '../common/ipc.js';
-import { isErrnoException } from '../common/errors.js';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { signalProcess } from '../common/signal.js';
 import type { ResolvedOptions } from '../config/options.js';
 import type { LogRecord, LogSink } from '../logs/sink.js';
 import { WorkerOutput } from '../logs/worker-output.js';
@@ -9,7 +10,8 @@ import type { Balancer } from './balancing.js';
 
 /** What the supervisor may do to a running worker process. */
 export interface SpawnedProcess {
-  readonly pid: number;
+  /** Undefined when the process could not be created (see SpawnEvents.spawnError). */
+  readonly pid: number | undefined;
   send(message: PrimaryToWorker): void;
   /** Signal the process; a process that is already gone is not an error. */
   kill(signal: NodeJS.Signals): void;
@@ -25,6 +27,12 @@ export interface SpawnEvents {
   message(message: WorkerToPrimary): void;
   exit(code: number | null, signal: string | null): void;
   disconnect(): void;
+  /**
+   * The process could not be created at all (deleted cwd, EAGAIN under a
+   * pids limit, EACCES). No exit or disconnect follows. Always reported
+   * after spawn() returned.
+   */
+  spawnError(err: Error): void;
 }
 
 export interface SpawnRequest {
@@ -44,15 +52,60 @@ const RUNTIME_URL = pathToFileURL(fileURLToPath(new URL('../worker/runtime.js', 
 const OUTPUT_SETTLE_MS = 500;
 const BOOT_HOLD_MS = 1000;
 
+/** What a worker needs to know to drain by itself when it gets SIGTERM directly. */
+export interface DrainTimes {
+  graceMs: number;
+  idleCloseMs: number;
+}
+
+const SETSID = ['/usr/bin/setsid', '/bin/setsid'].find(isExecutable);
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Fork through setsid(1), so each worker leads a session and process group
+ * of its own: Ctrl-C, a closed terminal or `kill -- -PGID` then reach only
+ * the primary, which alone decides when a worker drains (an app's own
+ * SIGINT handler would otherwise race the drain). Workers still exit when
+ * the primary dies: their IPC channel closes. node:cluster has no option
+ * for this and forks process.execPath, so that is pointed at setsid for the
+ * synchronous duration of the fork, with node as setsid's first argument.
+ * Where setsid(1) is missing (macOS), workers share the primary's group.
+ */
+function forkInOwnSession(settings: ClusterSettings, env: Record<string, string>): Worker {
+  // Settings are process-wide; set them per fork so two clusters in one process do not mix.
+  if (!SETSID) {
+    cluster.setupPrimary(settings);
+    return cluster.fork(env);
+  }
+  const node = process.execPath;
+  cluster.setupPrimary({ ...settings, execArgv: [node, ...(settings.execArgv ?? [])] });
+  process.execPath = SETSID;
+  try {
+    return cluster.fork(env);
+  } finally {
+    process.execPath = node;
+  }
+}
+
 /** The only place that forks: node:cluster with the worker runtime preloaded. */
 export class ClusterSpawner implements Spawner {
   readonly #options: ResolvedOptions;
   readonly #sink: LogSink;
   readonly #balancer: Balancer;
   readonly #settings: ClusterSettings;
+  readonly #drain: DrainTimes;
 
-  constructor(options: ResolvedOptions, sink: LogSink, balancer: Balancer, extraExecArgv: string[] = []) {
+  constructor(options: ResolvedOptions, sink: LogSink, balancer: Balancer, drain: DrainTimes, extraExecArgv: string[] = []) {
     this.#options = options;
+    this.#drain = drain;
     this.#sink = sink;
     this.#balancer = balancer;
     // node:cluster freezes the policy at the first setupPrimary(): one strategy per process.
@@ -73,24 +126,65 @@ export class ClusterSpawner implements Spawner {
       [ENV.workerId]: String(request.slot),
       [ENV.workers]: String(request.workers),
       [ENV.name]: this.#options.name,
+      [ENV.graceMs]: String(this.#drain.graceMs),
+      [ENV.idleCloseMs]: String(this.#drain.idleCloseMs),
     };
     if (this.#options.port !== undefined) env.PORT = String(this.#options.port);
     if (request.requestLimit !== undefined) env[ENV.requestLimit] = String(request.requestLimit);
-    // Settings are process-wide; set them per fork so two clusters in one process do not mix.
-    cluster.setupPrimary(this.#settings);
-    const worker = cluster.fork(env);
-    const pid = worker.process.pid ?? -1;
+    let worker: Worker;
+    try {
+      worker = forkInOwnSession(this.#settings, env);
+    } catch (err) {
+      // Some spawn errors are thrown rather than emitted; report them the same way.
+      return failedProcess(err as Error, this.#settings.cwd, events);
+    }
+    const pid = worker.process.pid;
+    if (pid === undefined) {
+      // node:cluster keeps the worker in cluster.workers until exit + disconnect, which never come.
+      if (worker.id !== undefined) delete cluster.workers?.[worker.id];
+      // node:cluster re-emits the child's 'error' on the worker; unheard, that would throw here.
+      worker.on('error', () => {});
+      worker.process.once('error', (err: Error) => events.spawnError(explainSpawnError(err, this.#settings.cwd)));
+      return failedProcess(null, this.#settings.cwd, events);
+    }
     const output = new WorkerOutput(this.#sink, request.slot, pid, worker.process, BOOT_HOLD_MS);
     wireEvents(worker, output, events);
     return {
       pid,
       send: (message) => sendTo(worker, message),
-      kill: (signal) => killProcess(pid, signal),
+      kill: (signal) => void signalProcess(pid, signal),
       releaseOutput: () => output.release(),
       takeHeldOutput: () => output.takeHeld(),
       recentErrors: () => output.recentErrors(),
     };
   }
+}
+
+/**
+ * A process that never existed: nothing to send to or signal. With `err`
+ * (thrown by fork) the failure is reported on the next turn, so the caller
+ * has its handle first; otherwise the child's own 'error' event reports it.
+ */
+function failedProcess(err: Error | null, cwd: string | undefined, events: SpawnEvents): SpawnedProcess {
+  if (err) setImmediate(() => events.spawnError(explainSpawnError(err, cwd)));
+  return {
+    pid: undefined,
+    send: () => {},
+    kill: () => {},
+    releaseOutput: () => {},
+    takeHeldOutput: () => [],
+    recentErrors: () => [],
+  };
+}
+
+/** `spawn /usr/bin/node ENOENT` blames node when the missing thing is the working directory. */
+export function explainSpawnError(err: Error, cwd: string | undefined, exists: (p: string) => boolean = existsSync): Error {
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  let hint = '';
+  if (cwd !== undefined && !exists(cwd)) hint = ` (cwd ${cwd} no longer exists)`;
+  else if (code === 'EAGAIN') hint = ' (too many processes: a pids limit or ulimit -u was reached)';
+  else if (code === 'EACCES') hint = ` (permission denied running ${process.execPath}${cwd ? ` in ${cwd}` : ''})`;
+  return Object.assign(new Error(`spawn ${code}${hint}`), { code });
 }
 
 function wireEvents(worker: Worker, output: WorkerOutput, events: SpawnEvents): void {
@@ -128,10 +222,3 @@ function sendTo(worker: Worker, message: PrimaryToWorker): void {
   worker.send(message, undefined, () => {});
 }
 
-export function killProcess(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch (err) {
-    if (!isErrnoException(err, 'ESRCH')) throw err;
-  }
-}

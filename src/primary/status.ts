@@ -4,7 +4,8 @@ import type { RestartReason, WorkerHandle, WorkerState } from './worker.js';
 /** The stable shape of `corral status --json` (documented in the README). */
 export interface WorkerStatus {
   slot: number;
-  pid: number;
+  /** null only for a worker whose process could not be created (it leaves the table at once). */
+  pid: number | null;
   state: WorkerState;
   generation: number;
   uptimeMs: number;
@@ -41,6 +42,10 @@ export interface ClusterStatus {
   workers: WorkerStatus[];
   waiting: WaitingSlot[];
   totals: { workers: number; ready: number; rss: number; requests: number; restarts: number };
+  /** Worker and corral log lines dropped because stdout/stderr was closed or stalled. */
+  logLinesDropped: number;
+  /** Errors thrown by user code in the primary (listeners, request handlers), caught and logged. */
+  userErrors: number;
 }
 
 /** What the supervisor hands over to build a status snapshot. */
@@ -58,6 +63,8 @@ export interface StatusSource {
   /** Slots below the desired count with no live worker. */
   emptySlots: readonly number[];
   slots: SlotTable;
+  logLinesDropped: number;
+  userErrors: number;
 }
 
 /** The status view: a plain, JSON-ready snapshot of the table. */
@@ -87,6 +94,8 @@ export function buildStatus(src: StatusSource): ClusterStatus {
       requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0),
       restarts: src.slots.totalRestarts(),
     },
+    logLinesDropped: src.logLinesDropped,
+    userErrors: src.userErrors,
   };
 }
 
@@ -94,7 +103,7 @@ function workerStatus(w: WorkerHandle, slot: SlotRecord, now: number): WorkerSta
   const stats = w.stats;
   return {
     slot: w.slot,
-    pid: w.pid,
+    pid: w.pid ?? null,
     state: w.state,
     generation: w.generation,
     uptimeMs: now - w.spawnedAt,

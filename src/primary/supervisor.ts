@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { BootError, CorralError, ReloadError, UsageError } from '../common/errors.js';
 import type { WorkerToPrimary, WorkerStats } from '../common/ipc.js';
 import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
@@ -9,6 +8,7 @@ import { deferred, type Deferred } from './deferred.js';
 import type { ClusterEvents, SupervisorEvent } from './events.js';
 import { judgeHeartbeat, silentFor } from './health.js';
 import { Messenger, type RequestHandler } from './messaging.js';
+import { ListenerBus, UserErrors } from './user-errors.js';
 import { SlotTable } from './slots.js';
 import type { Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
@@ -37,6 +37,10 @@ export interface SupervisorConfig {
   backoff?: BackoffPolicy;
   /** Consecutive heartbeats over --max-memory before a worker is replaced. */
   memoryBeats?: number;
+  /** Largest count scale() accepts without `force` (a multiple of the usable CPUs). */
+  maxWorkers?: number;
+  /** At most this many workers boot at once; the rest wait for them. */
+  spawnBatch?: number;
 }
 
 type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -48,7 +52,7 @@ type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
  * then takes the next safe step toward it. Respawn, rolling reload, scaling
  * and health recycling are all "a slot is out of date: replace it safely".
  */
-export class Supervisor extends EventEmitter<ClusterEvents> {
+export class Supervisor {
   readonly #config: SupervisorConfig;
   readonly #spawner: Spawner;
   readonly #sink: LogSink;
@@ -66,7 +70,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   #respawnTimer: { at: number; timer: Timer } | null = null;
 
   readonly #boot: BootReport;
-  readonly #messenger = new Messenger();
+  readonly #userErrors: UserErrors;
+  readonly #events: ListenerBus<ClusterEvents>;
+  readonly #messenger: Messenger;
   readonly #reloads = new ReloadQueue();
   readonly #scaleWaiters = new ScaleWaiters();
   readonly #queue: SupervisorEvent[] = [];
@@ -75,13 +81,15 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   readonly #done = deferred<number>();
 
   constructor(config: SupervisorConfig, spawner: Spawner, sink: LogSink, clock: Clock = systemClock) {
-    super();
     this.#config = config;
     this.#spawner = spawner;
     this.#sink = sink;
     this.#clock = clock;
     this.#slots = new SlotTable(config.backoff ?? DEFAULT_BACKOFF);
     this.#boot = new BootReport(sink);
+    this.#userErrors = new UserErrors(sink);
+    this.#events = new ListenerBus(this.#userErrors);
+    this.#messenger = new Messenger(clock, this.#userErrors);
     this.#desired = config.workers;
     // Only the first() waiters care; never let an unobserved rejection crash the primary.
     this.#started.promise.catch(() => {});
@@ -106,9 +114,10 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     return reply.promise;
   }
 
-  scale(to: number): Promise<number> {
+  /** `force` allows more than `maxWorkers`. */
+  scale(to: number, { force = false }: { force?: boolean } = {}): Promise<number> {
     const reply = deferred<number>();
-    this.#enqueue({ type: 'scale', to, reply });
+    this.#enqueue({ type: 'scale', to, force, reply });
     return reply.promise;
   }
 
@@ -119,6 +128,17 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   stop(force = false): Promise<number> {
     this.#enqueue({ type: 'stop', force });
     return this.#done.promise;
+  }
+
+  /** Listen to cluster events; listeners run outside the loop and a throwing one is logged, not fatal. */
+  on<K extends keyof ClusterEvents>(event: K, listener: (...args: ClusterEvents[K]) => void): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof ClusterEvents>(event: K, listener: (...args: ClusterEvents[K]) => void): this {
+    this.#events.off(event, listener);
+    return this;
   }
 
   /** Handle `worker.request(name, …)` from any worker; replaces an earlier handler for the name. */
@@ -150,6 +170,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       workers: [...this.#workers.values()].filter((w) => w.state !== 'exited'),
       emptySlots: this.#phase === 'running' ? this.#slotsBelowDesired().filter((s) => this.#liveIn(s).length === 0) : [],
       slots: this.#slots,
+      logLinesDropped: this.#sink.dropped ?? 0,
+      userErrors: this.#userErrors.total,
     });
   }
 
@@ -181,6 +203,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       case 'worker-disconnect':
         event.worker.noteDisconnect();
         return this.#reapIfGone(event.worker);
+      case 'worker-spawn-failed':
+        return this.#onSpawnFailed(event.worker, event.error);
       case 'timer':
         return this.#onTimer(event.kind, event.worker);
       case 'respawn-due':
@@ -189,7 +213,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       case 'reload':
         return this.#onReload(event.reply);
       case 'scale':
-        return this.#onScale(event.to, event.reply);
+        return this.#onScale(event.to, event.force, event.reply);
       case 'stop':
         return this.#onStop(event.force);
     }
@@ -217,9 +241,24 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
         return this.#messenger.answer(w, message.id, message.name, message.payload);
       case 'broadcast':
         this.broadcast(message.payload, w);
-        this.emit('worker:message', { slot: w.slot, pid: w.pid, payload: message.payload });
+        this.#events.emit('worker:message', { slot: w.slot, pid: w.pid, payload: message.payload });
         return;
+      case 'draining':
+        return this.#onSelfDrain(w, message.signal);
     }
+  }
+
+  /**
+   * The worker got SIGTERM/SIGINT itself (systemd's control-group kill,
+   * `kill <pid>`) and stopped accepting: it serves no new connections, so it
+   * is draining now, and its slot gets a replacement unless the cluster is
+   * stopping anyway.
+   */
+  #onSelfDrain(w: WorkerHandle, signal: string): void {
+    if (!w.live) return;
+    this.#log('warn', `${w.label} received ${signal} and is draining; ${this.#phase === 'running' ? 'replacing it' : 'letting it finish'}`);
+    if (w.state === 'starting') return this.#endStarting(w, 'signal');
+    this.#drainWorker(w, 'signal');
   }
 
   #markReady(w: WorkerHandle): void {
@@ -229,8 +268,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     w.transition('ready', now);
     this.#everReady = true;
     this.#armWatchdog(w);
-    this.#log('info', `worker ${w.slot} (pid ${w.pid}) ready in ${now - w.spawnedAt} ms${w.address ? ` on ${w.address}` : ''}`);
-    this.emit('worker:ready', { slot: w.slot, pid: w.pid, generation: w.generation });
+    this.#log('info', `${w.label} ready in ${now - w.spawnedAt} ms${w.address ? ` on ${w.address}` : ''}`);
+    this.#events.emit('worker:ready', { slot: w.slot, pid: w.pid, generation: w.generation });
   }
 
   #onHeartbeat(w: WorkerHandle, stats: WorkerStats): void {
@@ -241,7 +280,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     const recycle = judgeHeartbeat(w, stats, { maxMemory: this.#config.maxMemory, memoryBeats: this.#config.memoryBeats ?? 3 });
     if (!recycle) return;
     w.markForReplacement(recycle.reason);
-    this.#log(recycle.reason === 'memory' ? 'warn' : 'info', `worker ${w.slot} (pid ${w.pid}) ${recycle.message}`);
+    this.#log(recycle.reason === 'memory' ? 'warn' : 'info', `${w.label} ${recycle.message}`);
   }
 
   #armWatchdog(w: WorkerHandle): void {
@@ -252,31 +291,56 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     w.arm(kind, ms, this.#clock, () => this.#enqueue({ type: 'timer', kind, worker: w }));
   }
 
+  /**
+   * Timers fire only after pending I/O was read (see Clock), and each
+   * judges the state it finds rather than trusting that it is still due.
+   */
   #onTimer(kind: TimerKind, w: WorkerHandle): void {
-    if (w.state === 'exited') return;
     switch (kind) {
       case 'boot':
-        this.#log('error', `worker ${w.slot} (pid ${w.pid}) did not become ready within ${this.#config.bootTimeout} ms; killing it`);
+        if (w.state !== 'starting') return;
+        this.#log('error', `${w.label} did not become ready within ${this.#config.bootTimeout} ms; killing it`);
         return this.#kill(w, 'SIGKILL');
       case 'watchdog':
-        this.#log('error', `worker ${w.slot} (pid ${w.pid}) unresponsive for ${silentFor(w, this.#clock.now())} ms (no heartbeat); killing it`);
-        w.endBecause('watchdog');
-        return this.#kill(w, 'SIGKILL');
+        return this.#judgeWatchdog(w);
       case 'grace':
-        this.#log('warn', `worker ${w.slot} (pid ${w.pid}) still draining after the ${this.#config.grace} ms grace period; sending SIGTERM`);
+        if (w.state !== 'draining') return;
+        this.#log('warn', `${w.label} still draining after the ${this.#config.grace} ms grace period; sending SIGTERM`);
         this.#kill(w, 'SIGTERM');
         this.#arm(w, 'kill', this.#config.killTimeout);
         return;
       case 'kill':
-        this.#log('warn', `worker ${w.slot} (pid ${w.pid}) ignored SIGTERM; sending SIGKILL`);
+        if (w.state === 'exited') return;
+        this.#log('warn', `${w.label} ignored SIGTERM; sending SIGKILL`);
         return this.#kill(w, 'SIGKILL');
     }
   }
 
+  #judgeWatchdog(w: WorkerHandle): void {
+    if (w.state !== 'ready' || this.#config.watchdog <= 0) return;
+    const silent = silentFor(w, this.#clock.now());
+    if (silent < this.#config.watchdog) return this.#arm(w, 'watchdog', this.#config.watchdog - silent);
+    this.#log('error', `${w.label} unresponsive for ${silent} ms (no heartbeat); killing it`);
+    w.endBecause('watchdog');
+    this.#kill(w, 'SIGKILL');
+  }
+
+  /** Kill a worker that should have ended by itself: on stop, that makes the exit code 1. */
   #kill(w: WorkerHandle, signal: NodeJS.Signals): void {
+    // A fork that failed has no process; its spawn error is on its way.
+    if (w.pid === undefined) return;
     w.noteKilled();
     if (this.#phase === 'stopping') this.#exitCode ||= 1;
     w.proc.kill(signal);
+  }
+
+  /** A worker that has not become ready serves nobody: end it at once instead of draining it. */
+  #endStarting(w: WorkerHandle, reason: EndReason): void {
+    w.transition('draining', this.#clock.now());
+    w.endBecause(reason);
+    if (w.pid === undefined) return;
+    w.noteKilled();
+    w.proc.kill('SIGKILL');
   }
 
   #onExit(w: WorkerHandle, code: number | null, signal: string | null): void {
@@ -286,16 +350,32 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     w.transition('exited', this.#clock.now());
     if (was === 'starting') this.#onFailedStart(w);
     else if (was === 'ready') this.#onCrash(w);
-    else this.#log('info', `worker ${w.slot} (pid ${w.pid}) stopped${w.killed ? ` (killed, ${describeExit(w.exit)})` : ''}`);
-    this.emit('worker:exit', { slot: w.slot, pid: w.pid, code, signal, reason: w.endReason ?? (was === 'starting' ? 'boot-failure' : 'crash') });
+    else this.#log('info', `${w.label} stopped${w.killed ? ` (killed, ${describeExit(w.exit)})` : ''}`);
+    this.#events.emit('worker:exit', { slot: w.slot, pid: w.pid, code, signal, reason: w.endReason ?? (was === 'starting' ? 'boot-failure' : 'crash') });
     this.#reapIfGone(w);
   }
 
   #onFailedStart(w: WorkerHandle): void {
+    const { reason, repeated } = this.#boot.failedStart(w);
+    this.#log('error', `${w.label} failed to start (${reason})${repeated ? '; same output as the previous failed start' : ''}`);
+    this.#countFailedStart(w, reason);
+  }
+
+  /** fork() itself failed: no process, so no exit or disconnect will follow. */
+  #onSpawnFailed(w: WorkerHandle, error: Error): void {
+    if (w.state === 'exited') return;
+    w.noteExit({ code: null, signal: null });
+    w.noteDisconnect();
+    w.transition('exited', this.#clock.now());
+    this.#log('error', `cannot start worker ${w.slot}: ${error.message}`);
+    this.#boot.noteCause(error.message);
+    this.#countFailedStart(w, error.message);
+    this.#reapIfGone(w);
+  }
+
+  #countFailedStart(w: WorkerHandle, reason: string): void {
     this.#slots.failedStart(w.slot, this.#clock.now());
     this.#slots.countRestart(w.slot, 'boot-failure');
-    const { reason, repeated } = this.#boot.failedStart(w);
-    this.#log('error', `worker ${w.slot} (pid ${w.pid}) failed to start (${reason})${repeated ? '; same output as the previous failed start' : ''}`);
     const target = this.#reloads.target;
     if (target !== null && w.generation === target && this.#slotHasOld(w.slot)) {
       return this.#failReload(`worker ${w.slot} of the new release failed to start (${reason})`);
@@ -310,11 +390,11 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     const delay = this.#slots.crashed(w.slot, now, now - (w.readyAt ?? w.spawnedAt));
     this.#slots.countRestart(w.slot, w.endReason === 'watchdog' ? 'watchdog' : 'crash');
     if (this.#phase !== 'running' || w.slot >= this.#desired) {
-      this.#log('warn', `worker ${w.slot} (pid ${w.pid}) ${describeExit(w.exit)}`);
+      this.#log('warn', `${w.label} ${describeExit(w.exit)}`);
       return;
     }
     const when = delay === 0 ? 'now' : `in ${delay} ms`;
-    this.#log('warn', `worker ${w.slot} (pid ${w.pid}) ${describeExit(w.exit)}; restarting ${when} (restart ${this.#slots.get(w.slot).restarts} of this slot)`);
+    this.#log('warn', `${w.label} ${describeExit(w.exit)}; restarting ${when} (restart ${this.#slots.get(w.slot).restarts} of this slot)`);
   }
 
   #reapIfGone(w: WorkerHandle): void {
@@ -339,10 +419,10 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     this.#log('error', `reload stopped: ${message}; the previous workers keep serving`);
     // Replacements still booting would outlive the reload: stop them.
     for (const w of this.#workers.values()) {
-      if (w.state === 'starting' && w.generation === target && this.#slotHasOld(w.slot)) this.#drainWorker(w, 'reload');
+      if (w.state === 'starting' && w.generation === target && this.#slotHasOld(w.slot)) this.#endStarting(w, 'reload');
     }
     this.#reloads.fail(new ReloadError(message));
-    this.emit('reload:failed', { generation: target, error: message });
+    this.#events.emit('reload:failed', { generation: target, error: message });
     this.#startQueuedReload();
   }
 
@@ -350,10 +430,15 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     if (this.#reloads.hasQueued && this.#phase === 'running') this.#beginReload();
   }
 
-  #onScale(to: number, reply: Deferred<number>): void {
+  #onScale(to: number, force: boolean, reply: Deferred<number>): void {
     if (this.#phase !== 'running') return reply.reject(new CorralError('E_STOPPING', 'the cluster is stopping; nothing to scale'));
-    if (!Number.isInteger(to) || to < 1) {
-      const err = new UsageError(`cannot scale to ${to} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`);
+    const problem = !Number.isInteger(to) || to < 1
+      ? `cannot scale to ${to} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`
+      : !force && to > this.#maxWorkers
+        ? `cannot scale to ${to} workers: more than ${this.#maxWorkers}, the limit for this machine's usable CPUs; add --force to run that many anyway`
+        : null;
+    if (problem) {
+      const err = new UsageError(problem);
       this.#log('warn', err.message);
       return reply.reject(err);
     }
@@ -397,7 +482,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
 
   #reconcile(): void {
     if (this.#phase === 'stopping') {
-      for (const w of this.#liveWorkers()) this.#drainWorker(w, 'stop');
+      for (const w of this.#liveWorkers()) this.#retire(w, 'stop');
       if (this.#workers.size === 0) this.#finishStop();
       return;
     }
@@ -410,15 +495,25 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
       const readyFresh = fresh.find((w) => w.state === 'ready');
       if (readyFresh) {
         for (const w of stale) this.#drainWorker(w, w.replaceReason ?? 'reload');
-        for (const w of fresh) if (w !== readyFresh) this.#drainWorker(w, 'scale');
+        for (const w of fresh) if (w !== readyFresh) this.#retire(w, 'scale');
       } else if (fresh.length === 0) {
         const oldServing = stale.some((w) => w.state === 'ready');
-        for (const w of stale) if (w.state === 'starting') this.#drainWorker(w, 'reload');
+        for (const w of stale) if (w.state === 'starting') this.#endStarting(w, 'reload');
         if (!oldServing) this.#trySpawn(slot);
         else if (replacing < this.#config.reloadParallel && this.#trySpawn(slot)) replacing += 1;
       }
     }
-    for (const w of this.#liveWorkers()) if (w.slot >= this.#desired) this.#drainWorker(w, 'scale');
+    for (const w of this.#liveWorkers()) if (w.slot >= this.#desired) this.#retire(w, 'scale');
+  }
+
+  /** Take a worker out of service: drain it if it serves, end it at once if it is still starting. */
+  #retire(w: WorkerHandle, reason: EndReason): void {
+    if (w.state === 'starting') this.#endStarting(w, reason);
+    else this.#drainWorker(w, reason);
+  }
+
+  get #maxWorkers(): number {
+    return this.#config.maxWorkers ?? Infinity;
   }
 
   #isStale(w: WorkerHandle): boolean {
@@ -452,6 +547,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
   }
 
   #trySpawn(slot: number): boolean {
+    const booting = this.#liveWorkers().filter((w) => w.state === 'starting').length;
+    // Past the batch, the next 'ready' or exit runs reconcile again.
+    if (booting >= (this.#config.spawnBatch ?? Infinity)) return false;
     const at = this.#slots.get(slot).respawnAt;
     if (at > this.#clock.now()) {
       this.#wakeAt(at);
@@ -478,6 +576,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
         message: (message) => handle && this.#enqueue({ type: 'worker-message', worker: handle, message }),
         exit: (code, signal) => handle && this.#enqueue({ type: 'worker-exit', worker: handle, code, signal }),
         disconnect: () => handle && this.#enqueue({ type: 'worker-disconnect', worker: handle }),
+        spawnError: (error) => handle && this.#enqueue({ type: 'worker-spawn-failed', worker: handle, error }),
       },
     );
     handle = new WorkerHandle(id, slot, this.#generation, proc, this.#clock.now(), requestLimit);
@@ -497,14 +596,14 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     w.transition('draining', this.#clock.now());
     w.endBecause(reason);
     if (reason !== 'stop' && serving) this.#slots.countRestart(w.slot, reason);
-    w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs, reason });
+    w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs, graceMs: this.#config.grace, reason });
     this.#arm(w, 'grace', this.#config.grace);
   }
 
   #finishStop(): void {
     this.#phase = 'stopped';
     this.#log('info', `stopped (exit code ${this.#exitCode})`);
-    this.emit('stopped', { exitCode: this.#exitCode });
+    this.#events.emit('stopped', { exitCode: this.#exitCode });
     this.#done.resolve(this.#exitCode);
   }
 
@@ -516,7 +615,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> {
     if (this.#reloads.target !== null && !this.#liveWorkers().some((w) => this.#isStale(w))) {
       const target = this.#reloads.succeed();
       this.#log('info', `reload to generation ${target} complete`);
-      this.emit('reload:done', { generation: target ?? this.#generation });
+      this.#events.emit('reload:done', { generation: target ?? this.#generation });
       this.#startQueuedReload();
     }
     if (!this.#liveWorkers().some((w) => w.slot >= this.#desired)) this.#scaleWaiters.resolveAll(this.#desired);

@@ -5,7 +5,7 @@ import type { Clock, Timer } from './clock.js';
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
 
 /** Why a worker was replaced or stopped; counted per slot and shown by `status`. */
-export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | 'max-requests' | 'reload' | 'scale';
+export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | 'max-requests' | 'signal' | 'reload' | 'scale';
 
 /** Why a worker ended: a restart reason, or the cluster stopping. */
 export type EndReason = RestartReason | 'stop';
@@ -59,8 +59,14 @@ export class WorkerHandle {
     return this.#state;
   }
 
-  get pid(): number {
+  /** Undefined only for a process that could not be created. */
+  get pid(): number | undefined {
     return this.proc.pid;
+  }
+
+  /** "worker 2 (pid 4711)", how the log names it. */
+  get label(): string {
+    return `worker ${this.slot} (pid ${this.pid ?? 'none'})`;
   }
 
   /** Serving or about to: counts toward the slot being filled. */

@@ -9,6 +9,7 @@ import cluster from 'node:cluster';
 import net from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ENV, isPrimaryMessage, type WorkerStats, type WorkerToPrimary } from '../common/ipc.js';
+import { signalProcess } from '../common/signal.js';
 import { WorkerBridge } from './bridge.js';
 import { withReusePort } from './listen-args.js';
 import { ServerTracker } from './tracker.js';
@@ -69,6 +70,60 @@ function startHeartbeat(tracker: ServerTracker, intervalMs: number): () => void 
   return beat;
 }
 
+/**
+ * The drain, started once: by the primary's message, or by a SIGTERM/SIGINT
+ * the worker received itself (systemd's control-group kill signals every
+ * process of the service at once; `kill <pid>` one worker). Either way
+ * in-flight requests finish; then the app's hooks run and the worker exits.
+ */
+class Drainer {
+  #startedAt: number | undefined;
+  #graceMs = 0;
+
+  constructor(
+    private readonly tracker: ServerTracker,
+    private readonly bridge: WorkerBridge,
+  ) {}
+
+  start(reason: string, idleCloseMs: number, graceMs: number): boolean {
+    if (this.#startedAt !== undefined) return false;
+    this.#startedAt = Date.now();
+    this.#graceMs = graceMs;
+    // Hooks run once in-flight requests are done, so a hook may close the pools they used
+    // and say goodbye on its WebSockets and raw connections.
+    this.tracker.drain(idleCloseMs, () => void this.bridge.runHooks(reason).then(() => this.tracker.finish(() => process.exit(0))));
+    return true;
+  }
+
+  /**
+   * A signal during a drain is the primary's escalation once most of the
+   * grace has passed (it sends SIGTERM when the grace ends); earlier it is
+   * the same group signal arriving after the primary's drain message, and
+   * ending the worker then would reset the requests it is finishing.
+   */
+  isEscalation(): boolean {
+    return this.#startedAt !== undefined && Date.now() - this.#startedAt >= this.#graceMs / 2;
+  }
+}
+
+function handleTerminationSignals(drainer: Drainer): void {
+  const graceMs = Number(process.env[ENV.graceMs]) || 10_000;
+  const idleCloseMs = Number(process.env[ENV.idleCloseMs]) || 1000;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (drainer.start('signal', idleCloseMs, graceMs)) {
+      send({ corral: 1, type: 'draining', signal });
+      return;
+    }
+    if (!drainer.isEscalation()) return;
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    // An app with its own handler for this signal got it too and decides; otherwise the default action ends us.
+    if (process.listenerCount(signal) === 0) signalProcess(process.pid, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
 function main(): void {
   if (!cluster.isWorker || !process.send) return;
   let beatNow = (): void => {};
@@ -77,21 +132,16 @@ function main(): void {
   installListenHook(tracker, process.env[ENV.strategy] === 'reuseport');
   beatNow = startHeartbeat(tracker, HEARTBEAT_MS);
 
-  // Ctrl-C in a terminal signals the whole process group; the primary
-  // coordinates the graceful stop, so a worker must not die on it first.
-  process.on('SIGINT', () => {});
-
   const bridge = new WorkerBridge(send);
   WorkerBridge.install(bridge);
+  const drainer = new Drainer(tracker, bridge);
+  handleTerminationSignals(drainer);
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
     switch (message.type) {
       case 'drain':
-        // Hooks run once in-flight requests are done, so a hook may close the pools they used
-        // and say goodbye on its WebSockets and raw connections.
-        return tracker.drain(message.idleCloseMs, () =>
-          void bridge.runHooks(message.reason).then(() => tracker.finish(() => process.exit(0))),
-        );
+        drainer.start(message.reason, message.idleCloseMs, message.graceMs);
+        return;
       case 'reply':
         return bridge.settle(message.id, message.ok, message.ok ? message.result : message.error);
       case 'message':

@@ -28,15 +28,22 @@ export class FakeClock {
 export class FakeSpawner {
   procs = [];
   nextPid = 100;
+  /** When set, the next spawn creates no process (pid undefined) and reports this error on failSpawn(). */
+  failNext = null;
   spawn(request, events) {
+    const failed = this.failNext;
+    this.failNext = null;
     const proc = {
-      pid: this.nextPid++,
+      pid: failed ? undefined : this.nextPid++,
       slot: request.slot,
       events,
       sent: [],
       signals: [],
       send: (m) => proc.sent.push(m),
-      kill: (sig) => proc.signals.push(sig),
+      kill: (sig) => {
+        if (proc.pid === undefined) throw new Error('a process that does not exist was signalled');
+        proc.signals.push(sig);
+      },
       releaseOutput: () => {},
       takeHeldOutput: () => proc.held ?? [],
       recentErrors: () => [],
@@ -44,6 +51,7 @@ export class FakeSpawner {
       ready: () => events.message({ corral: 1, type: 'listening', address: '127.0.0.1:1' }),
       heartbeat: (stats = {}) =>
         events.message({ corral: 1, type: 'heartbeat', stats: { rss: 1, heapUsed: 1, heapTotal: 1, cpuUser: 0, cpuSystem: 0, loopDelayMean: 0, loopDelayMax: 0, loopUtilization: 0, connections: 0, requests: 0, ...stats } }),
+      failSpawn: () => events.spawnError(failed ?? new Error('spawn EAGAIN')),
       die: (code = 1, signal = null) => {
         events.disconnect();
         events.exit(code, signal);

@@ -6,13 +6,14 @@ import { test } from 'node:test';
 import { SlotTable } from '../../dist/primary/slots.js';
 import { judgeHeartbeat, silentFor } from '../../dist/primary/health.js';
 import { BootReport, describeExit } from '../../dist/primary/boot-report.js';
-import { Messenger } from '../../dist/primary/messaging.js';
+import { HOLD_UNHANDLED_MS, Messenger } from '../../dist/primary/messaging.js';
+import { ListenerBus, UserErrors } from '../../dist/primary/user-errors.js';
 import { ReloadQueue, ScaleWaiters } from '../../dist/primary/waiters.js';
 import { deferred } from '../../dist/primary/deferred.js';
 import { buildStatus } from '../../dist/primary/status.js';
 import { WorkerHandle } from '../../dist/primary/worker.js';
 import { DEFAULT_BACKOFF } from '../../dist/primary/backoff.js';
-import { MemorySink } from './fakes.js';
+import { FakeClock, MemorySink } from './fakes.js';
 
 function fakeProc(pid = 10, held = []) {
   const sent = [];
@@ -69,8 +70,10 @@ test('BootReport: the same boot output prints once; three failed starts before e
   assert.equal(describeExit({ code: null, signal: 'SIGKILL' }), 'was killed by SIGKILL');
 });
 
-test('Messenger: a handler answers, a throwing handler answers with its code, an unknown name says so', async () => {
-  const m = new Messenger();
+test('Messenger: a handler answers, a throwing handler answers with its code, an unknown name says so after the hold', async () => {
+  const clock = new FakeClock();
+  const sink = new MemorySink();
+  const m = new Messenger(clock, new UserErrors(sink));
   const proc = fakeProc();
   const w = new WorkerHandle(1, 3, 1, proc, 0, undefined);
   m.onRequest('add', ({ a, b }, from) => a + b + from.slot);
@@ -80,12 +83,49 @@ test('Messenger: a handler answers, a throwing handler answers with its code, an
   m.answer(w, 1, 'add', { a: 1, b: 2 });
   m.answer(w, 2, 'no', null);
   m.answer(w, 3, 'missing', null);
+  m.onRequest('bug', () => null.x);
+  m.answer(w, 4, 'bug', null);
   await new Promise((r) => setImmediate(r));
+  assert.equal(proc.sent.some((s) => s.id === 3), false, 'held while no handler exists');
+  clock.advance(HOLD_UNHANDLED_MS);
   const byId = Object.fromEntries(proc.sent.map((s) => [s.id, s]));
   assert.equal(byId[1].result, 6);
   assert.deepEqual(byId[2].error, { code: 'E_NOPE', message: 'nope' });
   assert.equal(byId[3].error.code, 'E_NO_HANDLER');
+  assert.equal(byId[4].error.code, 'E_HANDLER');
+  assert.match(sink.text, /the onRequest handler for "bug" threw .*TypeError/s, 'an uncoded error is a bug: logged with its stack');
+  assert.equal(sink.records.length, 1, 'coded errors are answers, not logged');
   assert.equal(m.broadcast([w], { x: 1 }, 'primary'), 1);
+});
+
+test('Messenger: a request that arrives before its handler is answered once the handler is registered', async () => {
+  const m = new Messenger(new FakeClock(), new UserErrors(new MemorySink()));
+  const proc = fakeProc();
+  const w = new WorkerHandle(1, 0, 1, proc, 0, undefined);
+  m.answer(w, 9, 'config', { region: 'eu' });
+  m.onRequest('config', (p) => ({ ok: p.region }));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(proc.sent, [{ corral: 1, type: 'reply', id: 9, ok: true, result: { ok: 'eu' } }]);
+});
+
+test('UserErrors and ListenerBus: a throwing listener is logged once with its stack, the others still run', async () => {
+  const sink = new MemorySink();
+  const errors = new UserErrors(sink);
+  const bus = new ListenerBus(errors);
+  const seen = [];
+  bus.on('x', () => {
+    throw new Error('listener bug');
+  });
+  bus.on('x', (v) => seen.push(v));
+  bus.emit('x', 1);
+  assert.deepEqual(seen, [], 'listeners run after the emitting code, not inside it');
+  await Promise.resolve();
+  bus.emit('x', 2);
+  await Promise.resolve();
+  assert.deepEqual(seen, [1, 2]);
+  assert.equal(sink.records.length, 1);
+  assert.match(sink.text, /a 'x' listener threw .*Error: listener bug\n\s+at /s);
+  assert.equal(errors.total, 2);
 });
 
 test('ReloadQueue: requests during a reload run together after it; stopping rejects every waiter', async () => {
@@ -119,7 +159,7 @@ test('status view: rows sorted by slot, totals, waiting slots with their back-of
   const a = new WorkerHandle(2, 0, 1, fakeProc(20), 0, undefined);
   a.transition('ready', 10);
   a.recordHeartbeat(stats({ rss: 100, requests: 5 }), 500);
-  const s = buildStatus({ name: 'n', script: 's', strategy: 'os', state: 'running', startedAt: 0, now: 1000, desired: 2, generation: 1, workers: [a], emptySlots: [1], slots });
+  const s = buildStatus({ name: 'n', script: 's', strategy: 'os', state: 'running', startedAt: 0, now: 1000, desired: 2, generation: 1, workers: [a], emptySlots: [1], slots, logLinesDropped: 0, userErrors: 0 });
   assert.equal(s.workers[0].pid, 20);
   assert.equal(s.workers[0].lastHeartbeatMsAgo, 500);
   assert.deepEqual(s.totals, { workers: 1, ready: 1, rss: 100, requests: 5, restarts: 0 });

@@ -64,9 +64,9 @@ test('CLI: options before or after the script, script args after --', () => {
 });
 
 test('CLI: scale takes n, +k and -k (a negative count is a value, not an option)', () => {
-  assert.deepEqual(parseCommand(['scale', '-1']), { kind: 'scale', name: undefined, target: { delta: -1 }, home: undefined });
-  assert.deepEqual(parseCommand(['scale', 'web', '+2']), { kind: 'scale', name: 'web', target: { delta: 2 }, home: undefined });
-  assert.deepEqual(parseCommand(['scale', 'web', '4']), { kind: 'scale', name: 'web', target: { workers: 4 }, home: undefined });
+  assert.deepEqual(parseCommand(['scale', '-1']), { kind: 'scale', name: undefined, target: { delta: -1 }, force: false, home: undefined });
+  assert.deepEqual(parseCommand(['scale', 'web', '+2']), { kind: 'scale', name: 'web', target: { delta: 2 }, force: false, home: undefined });
+  assert.deepEqual(parseCommand(['scale', 'web', '4', '--force']), { kind: 'scale', name: 'web', target: { workers: 4 }, force: true, home: undefined });
   assert.throws(() => parseCommand(['scale', '0']), { code: 'E_USAGE', message: /at least 1/ });
   assert.throws(() => parseCommand(['scale']), { code: 'E_USAGE' });
 });
@@ -81,7 +81,7 @@ test('CLI: bad values name the option and what it expects', () => {
 });
 
 test('control protocol: typed requests, clear errors for garbage', () => {
-  assert.deepEqual(parseRequest('{"v":1,"id":7,"cmd":"scale","delta":-1}'), { v: 1, id: 7, cmd: 'scale', delta: -1 });
+  assert.deepEqual(parseRequest('{"v":1,"id":7,"cmd":"scale","delta":-1}'), { v: 1, id: 7, cmd: 'scale', delta: -1, force: false });
   assert.throws(() => parseRequest('garbage'), { code: 'E_PROTOCOL', message: /not valid JSON/ });
   assert.throws(() => parseRequest('[1]'), { message: /JSON object/ });
   assert.throws(() => parseRequest('{"v":1,"cmd":"status"}'), { message: /needs an "id"/ });
@@ -145,4 +145,22 @@ test('TypeScript scripts: native stripping, the flag, tsx, or a clear error', as
   assert.deepEqual(typeScriptExecArgv('/a/server.mts', '/a', '22.6.0', false), ['--experimental-strip-types']);
   assert.deepEqual(typeScriptExecArgv('/a/server.ts', '/a', '20.20.2', true), ['--import', 'tsx']);
   assert.throws(() => typeScriptExecArgv('/a/server.ts', '/a', '20.20.2', false), { code: 'E_USAGE', message: /npm i -D tsx/ });
+});
+
+test('signalProcess refuses every pid that is not one process: 0, -1, negative, undefined, NaN, fractions', async () => {
+  const { signalProcess, processExists } = await import('../../dist/common/signal.js');
+  for (const pid of [0, -1, -4711, undefined, Number.NaN, 1.5, Infinity]) {
+    assert.throws(() => signalProcess(pid, 'SIGKILL'), { code: 'E_UNSAFE_SIGNAL' }, `pid ${pid}`);
+  }
+  assert.equal(signalProcess(process.pid, 0), true);
+  assert.equal(processExists(process.pid), true);
+  assert.equal(processExists(2 ** 22 + 12345), false, 'a pid beyond pid_max does not exist');
+});
+
+test('spawn errors name the missing working directory instead of blaming node', async () => {
+  const { explainSpawnError } = await import('../../dist/primary/spawn.js');
+  const enoent = Object.assign(new Error('spawn /usr/bin/node ENOENT'), { code: 'ENOENT' });
+  assert.equal(explainSpawnError(enoent, '/srv/app/releases/v1', () => false).message, 'spawn ENOENT (cwd /srv/app/releases/v1 no longer exists)');
+  const eagain = Object.assign(new Error('spawn EAGAIN'), { code: 'EAGAIN' });
+  assert.match(explainSpawnError(eagain, '/srv', () => true).message, /^spawn EAGAIN \(too many processes/);
 });

@@ -72,7 +72,7 @@ test('repeated boot failures before any worker was ready stop the cluster with e
   spawner.procs[2].die(1);
   await assert.rejects(start, { code: 'E_BOOT', message: /SyntaxError: Unexpected token/ });
   assert.equal(spawner.procs.length, 4, 'nothing is forked after the crash loop is detected');
-  assert.ok(drained(spawner.procs[3]), 'the last booting worker is stopped');
+  assert.deepEqual(spawner.procs[3].signals, ['SIGKILL'], 'the last booting worker serves nobody: ended at once, not drained');
   spawner.procs[3].die(0);
   assert.equal(await sup.done, 1);
   assert.match(sink.text, /the app cannot start/);
@@ -230,4 +230,110 @@ test('a worker leaves the table only after both exit and disconnect', async () =
   assert.equal(sup.status().workers.filter((w) => w.pid === p.pid).length, 0, 'exited workers are not listed');
   p.events.disconnect();
   assert.equal(spawner.last.slot, 0);
+});
+
+test('a fork that fails is a failed start: nothing is signalled, it backs off, the other workers keep serving', async () => {
+  const { spawner, clock, sup, sink } = await started({ workers: 2 });
+  spawner.failNext = Object.assign(new Error('spawn ENOENT (cwd /srv/app/releases/v1 no longer exists)'), { code: 'ENOENT' });
+  spawner.procs[0].die(null, 'SIGKILL');
+  const failed = spawner.last;
+  assert.equal(failed.pid, undefined);
+  failed.failSpawn();
+  assert.match(sink.text, /cannot start worker 0: spawn ENOENT \(cwd \/srv\/app\/releases\/v1 no longer exists\)/);
+  assert.equal(spawner.procs.length, 3, 'the next try waits for the back-off');
+  assert.equal(sup.status().workers.length, 1, 'the failed worker left the table');
+  assert.deepEqual(spawner.procs[1].signals, [], 'the other worker is untouched');
+  clock.advance(5000);
+  assert.equal(spawner.procs.length, 4, 'retried after the back-off');
+  assert.equal(spawner.last.slot, 0);
+  spawner.last.ready();
+  assert.equal(sup.status().totals.ready, 2);
+  assert.equal(sup.status().workers.find((w) => w.slot === 0).restartReasons['boot-failure'], 1);
+});
+
+test('forks that keep failing before anything served end the start with the cause; a late boot timer signals nothing', async () => {
+  const { spawner, clock, sup } = setup({ workers: 1, bootTimeout: 500 });
+  const start = sup.start();
+  spawner.failNext = new Error('spawn EAGAIN (too many processes: a pids limit or ulimit -u was reached)');
+  spawner.last.die(1);
+  clock.advance(1000);
+  assert.equal(spawner.last.pid, undefined, 'its boot timer fired before the spawn error arrived, and signalled nothing');
+  spawner.failNext = new Error('spawn EAGAIN');
+  spawner.last.failSpawn();
+  clock.advance(100);
+  assert.equal(spawner.procs.length, 3);
+  spawner.last.failSpawn();
+  await assert.rejects(start, { code: 'E_BOOT', message: /the app cannot start: .*spawn EAGAIN/ });
+  assert.equal(await sup.done, 1);
+});
+
+test('stop while a replacement boots: the booting worker is ended at once, the ready one drains, exit 0', async () => {
+  const { spawner, sup } = await started({ workers: 2, grace: 10_000 });
+  spawner.procs[0].die(null, 'SIGKILL');
+  const booting = spawner.last;
+  const done = sup.stop();
+  assert.deepEqual(booting.signals, ['SIGKILL']);
+  assert.equal(drained(booting), false, 'no drain message for a worker that never served');
+  assert.ok(drained(spawner.procs[1]));
+  booting.die(null, 'SIGKILL');
+  spawner.procs[1].die(0);
+  assert.equal(await done, 0);
+});
+
+test('scaling past the CPU limit needs force; new workers boot in batches', async () => {
+  const { spawner, sup } = await started({ workers: 1, maxWorkers: 4, spawnBatch: 2 });
+  await assert.rejects(sup.scale(5), { code: 'E_USAGE', message: /more than 4.*--force/ });
+  const up = sup.scale(6, { force: true });
+  assert.deepEqual(spawner.procs.slice(1).map((p) => p.slot), [1, 2], 'two boot at once');
+  spawner.procs[1].ready();
+  assert.deepEqual(spawner.procs.slice(1).map((p) => p.slot), [1, 2, 3], 'the next starts when one is ready');
+  for (const p of spawner.procs.slice(2)) p.ready();
+  for (const p of spawner.procs.slice(4)) p.ready();
+  assert.equal(await up, 6);
+});
+
+test('scale-down ends booting workers at once and drains serving ones', async () => {
+  const { spawner, sup } = await started({ workers: 1 });
+  void sup.scale(3);
+  const [, one, two] = spawner.procs;
+  one.ready();
+  const down = sup.scale(1);
+  assert.deepEqual(two.signals, ['SIGKILL'], 'still booting: ended at once');
+  assert.equal(drained(two), false);
+  assert.ok(drained(one), 'serving: drained');
+  assert.deepEqual(one.signals, []);
+  assert.equal(await down, 1);
+});
+
+test('a worker that got SIGTERM itself drains and is replaced; during a stop it is only let finish', async () => {
+  const { spawner, sup, sink } = await started({ workers: 2 });
+  const [a, b] = spawner.procs;
+  a.events.message({ corral: 1, type: 'draining', signal: 'SIGTERM' });
+  assert.match(sink.text, /worker 0 \(pid \d+\) received SIGTERM and is draining; replacing it/);
+  assert.equal(spawner.procs.length, 3, 'its slot gets a replacement at once');
+  assert.equal(sup.status().workers.find((w) => w.pid === a.pid).state, 'draining');
+  const done = sup.stop();
+  b.events.message({ corral: 1, type: 'draining', signal: 'SIGTERM' });
+  assert.equal(spawner.procs.length, 3, 'no replacement while stopping');
+  assert.deepEqual(spawner.last.signals, ['SIGKILL'], 'the replacement that was booting is ended');
+  for (const p of spawner.procs) p.die(0);
+  assert.equal(await done, 0, 'workers that drained by themselves are not a failed stop');
+});
+
+test('a throwing worker:exit listener is logged and the cluster keeps working', async () => {
+  const { spawner, sup, sink, clock } = await started({ workers: 1 });
+  sup.on('worker:exit', () => {
+    throw new Error('listener bug');
+  });
+  spawner.procs[0].die(1);
+  await tick();
+  assert.match(sink.text, /a 'worker:exit' listener threw/);
+  assert.equal(spawner.procs.length, 2, 'replaced as usual');
+  spawner.last.ready();
+  clock.advance(30_000);
+  spawner.last.die(1);
+  await tick();
+  assert.equal(spawner.procs.length, 3);
+  assert.equal(sink.records.filter((r) => /listener threw/.test(r.msg)).length, 1, 'shown once');
+  assert.equal(sup.status().userErrors, 2);
 });
