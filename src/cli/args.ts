@@ -8,8 +8,8 @@ export type Command =
   | { kind: 'version' }
   | { kind: 'start'; options: StartOptions; configPath: string | undefined }
   | { kind: 'status'; name: string | undefined; json: boolean; home: string | undefined }
-  | { kind: 'reload'; name: string | undefined; home: string | undefined }
-  | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; force: boolean; home: string | undefined }
+  | { kind: 'reload'; name: string | undefined; home: string | undefined; timeout: number | undefined }
+  | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; force: boolean; home: string | undefined; timeout: number | undefined }
   | { kind: 'stop'; name: string | undefined; home: string | undefined }
   | { kind: 'list'; json: boolean; home: string | undefined };
 
@@ -24,6 +24,8 @@ const START_OPTIONS = {
   'boot-timeout': { type: 'string' },
   grace: { type: 'string' },
   'reload-parallel': { type: 'string' },
+  'reload-verify': { type: 'string' },
+  cwd: { type: 'string' },
   watchdog: { type: 'string' },
   'max-memory': { type: 'string' },
   'max-requests': { type: 'string' },
@@ -40,6 +42,7 @@ const START_OPTIONS = {
 const CONTROL_OPTIONS = {
   json: { type: 'boolean' },
   force: { type: 'boolean' },
+  timeout: { type: 'string' },
   home: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
@@ -117,6 +120,8 @@ function parseStart(argv: string[]): Command {
   if (values['boot-timeout'] !== undefined) options.bootTimeout = positive('--boot-timeout', parseDuration('--boot-timeout', values['boot-timeout']));
   if (values.grace !== undefined) options.grace = parseDuration('--grace', values.grace);
   if (values['reload-parallel'] !== undefined) options.reloadParallel = parseInteger('--reload-parallel', values['reload-parallel'], 1, 'a positive integer');
+  if (values['reload-verify'] !== undefined) options.reloadVerify = parseDuration('--reload-verify', values['reload-verify']);
+  if (values.cwd !== undefined) options.cwd = values.cwd;
   if (values.watchdog !== undefined) options.watchdog = parseDuration('--watchdog', values.watchdog);
   if (values['max-memory'] !== undefined) options.maxMemory = parseSize('--max-memory', values['max-memory']);
   if (values['max-requests'] !== undefined) options.maxRequests = parseInteger('--max-requests', values['max-requests'], 1, 'a positive integer');
@@ -154,7 +159,8 @@ function parseControl(kind: (typeof CONTROL_COMMANDS)[number], argv: string[]): 
   if (values.help) return { kind: 'help' };
   const home = values.home;
   const json = values.json ?? false;
-  if (kind === 'scale') return parseScale(positionals, counts, home, values.force ?? false);
+  const timeout = values.timeout === undefined ? undefined : positive('--timeout', parseDuration('--timeout', values.timeout));
+  if (kind === 'scale') return { ...parseScale(positionals, counts, home, values.force ?? false), timeout };
   if (positionals.length > 1) throw new UsageError(`corral ${kind} takes at most one cluster name, got ${positionals.length} arguments`);
   const name = positionals[0];
   switch (kind) {
@@ -163,18 +169,20 @@ function parseControl(kind: (typeof CONTROL_COMMANDS)[number], argv: string[]): 
     case 'list':
       if (name !== undefined) throw new UsageError('corral list takes no cluster name');
       return { kind, json, home };
+    case 'reload':
+      return { kind, name, home, timeout };
     default:
       return { kind, name, home };
   }
 }
 
-function parseScale(positionals: string[], counts: string[], home: string | undefined, force: boolean): Command {
+function parseScale(positionals: string[], counts: string[], home: string | undefined, force: boolean): Extract<Command, { kind: 'scale' }> {
   const all = [...positionals, ...counts];
   const countArg = counts[0] ?? positionals.find((p) => /^\d+$/.test(p));
   if (countArg === undefined || all.length > 2) throw new UsageError('usage: corral scale [name] <n|+k|-k>, e.g. corral scale 4 or corral scale web +1');
   const name = positionals.find((p) => p !== countArg);
-  if (/^[+-]/.test(countArg)) return { kind: 'scale', name, target: { delta: Number(countArg) }, force, home };
+  if (/^[+-]/.test(countArg)) return { kind: 'scale', name, target: { delta: Number(countArg) }, force, home, timeout: undefined };
   const workers = Number(countArg);
   if (workers < 1) throw new UsageError(`cannot scale to ${workers} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`);
-  return { kind: 'scale', name, target: { workers }, force, home };
+  return { kind: 'scale', name, target: { workers }, force, home, timeout: undefined };
 }

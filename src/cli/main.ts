@@ -4,13 +4,14 @@ import { CorralError, UsageError } from '../common/errors.js';
 import { processExists } from '../common/signal.js';
 import path from 'node:path';
 import { CONFIG_NAMES, findConfig, loadConfig } from '../config/file.js';
-import { defaultHome, resolveOptions, type ResolvedOptions, type StartOptions } from '../config/options.js';
+import { defaultHome, logicalCwd, resolveOptions, type ResolvedOptions, type StartOptions } from '../config/options.js';
 import { chooseStrategy } from '../primary/balancing.js';
 import type { ClusterHandle } from '../primary/run.js';
-import { liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
+import { RemoteError, liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
 import { socketPath } from '../control/paths.js';
 import { runCluster } from '../primary/run.js';
 import type { ClusterStatus } from '../primary/status.js';
+import type { ControlCommand } from '../control/protocol.js';
 import { parseCommand, type Command } from './args.js';
 import { formatStatus, table } from './format.js';
 import { USAGE } from './usage.js';
@@ -46,8 +47,9 @@ async function run(command: Command): Promise<number> {
 /** The apps to run: the script from the command line, or every app of a config file with the flags on top. */
 async function appsToStart(options: StartOptions, configPath: string | undefined): Promise<ResolvedOptions[]> {
   if (options.script !== '') return [resolveOptions(options, cliLabel)];
-  const file = configPath ?? findConfig(process.cwd());
-  if (!file) throw new UsageError(`no script given and no ${CONFIG_NAMES.join(' / ')} in ${process.cwd()}; usage: corral <script> [options]`);
+  const here = logicalCwd();
+  const file = configPath === undefined ? findConfig(here) : path.resolve(here, configPath);
+  if (!file) throw new UsageError(`no script given and no ${CONFIG_NAMES.join(' / ')} in ${here}; usage: corral <script> [options]`);
   const { script: _none, ...overrides } = options;
   const apps = await loadConfig(file);
   const resolved = apps.map((app, i) => {
@@ -100,7 +102,7 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
   const home = command.home ?? defaultHome();
   if (command.kind === 'scale') {
     const { name, file } = await resolveCluster(home, command.name, 'scale');
-    const result = (await sendCommand(file, { cmd: 'scale', ...command.target, force: command.force })) as { workers: number };
+    const result = (await bounded(name, file, 'scale', { cmd: 'scale', ...command.target, force: command.force }, command.timeout)) as { workers: number };
     process.stdout.write(`${name}: ${result.workers} workers ready\n`);
     return 0;
   }
@@ -115,7 +117,7 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
     case 'reload':
       // One app after the other: never more than --reload-parallel extra workers in the whole tree.
       for (const t of targets) {
-        const result = (await sendCommand(t.file, { cmd: 'reload' })) as { generation: number };
+        const result = (await bounded(t.name, t.file, 'reload', { cmd: 'reload' }, command.timeout)) as { generation: number };
         process.stdout.write(`${t.name}: reloaded, every worker now runs generation ${result.generation}\n`);
       }
       return 0;
@@ -124,6 +126,34 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
       return Math.max(0, ...codes);
     }
   }
+}
+
+/**
+ * A reload or scale, waited for no longer than the deadline the primary
+ * announces (or --timeout); past it, say what is still pending. The primary
+ * goes on with the work either way.
+ */
+async function bounded(name: string, file: string, what: string, command: ControlCommand, timeoutMs: number | undefined): Promise<unknown> {
+  try {
+    return await sendCommand(file, command, {
+      timeoutMs: timeoutMs ?? 0,
+      onProgress: (p) => (timeoutMs === undefined && typeof p.deadlineMs === 'number' ? p.deadlineMs : undefined),
+    });
+  } catch (err) {
+    if ((err as CorralError).code !== 'E_TIMEOUT') throw err;
+    const status = (await sendCommand(file, { cmd: 'status' }, 5000).catch(() => null)) as ClusterStatus | null;
+    throw new CorralError('E_TIMEOUT', `${name}: the ${what} has not finished in the time allowed; still pending: ${status ? pending(status) : 'unknown (no status answer)'}. The primary goes on with it; see 'corral status ${name}'`);
+  }
+}
+
+/** "worker 1 (pid 4711) starting for 31.0 s, slot 2 waiting 4.2 s to restart" */
+function pending(s: ClusterStatus): string {
+  const items = [
+    ...s.workers.filter((w) => w.state === 'starting').map((w) => `worker ${w.slot} (pid ${w.pid ?? 'none'}) starting for ${(w.uptimeMs / 1000).toFixed(1)} s`),
+    ...s.waiting.map((w) => `slot ${w.slot} waiting ${(w.restartInMs / 1000).toFixed(1)} s to restart`),
+    ...s.workers.filter((w) => w.state === 'ready' && w.generation !== s.generation).map((w) => `worker ${w.slot} (pid ${w.pid}) still on generation ${w.generation}`),
+  ];
+  return items.length > 0 ? items.join(', ') : `nothing visible (state ${s.state})`;
 }
 
 /**
@@ -168,6 +198,8 @@ const CLI_LABELS: Record<string, string> = {
   bootTimeout: '--boot-timeout',
   grace: '--grace',
   reloadParallel: '--reload-parallel',
+  reloadVerify: '--reload-verify',
+  cwd: '--cwd',
   watchdog: '--watchdog',
   maxMemory: '--max-memory',
   maxRequests: '--max-requests',
@@ -185,8 +217,8 @@ async function main(argv: string[]): Promise<number> {
     return await run(parseCommand(argv));
   } catch (err) {
     if (err instanceof CorralError) {
-      // The supervisor already logged why the app could not start.
-      if (err.code !== 'E_BOOT') process.stderr.write(`corral: ${err.message}\n`);
+      // A local app that could not start: its supervisor already logged why.
+      if (err.code !== 'E_BOOT' || err instanceof RemoteError) process.stderr.write(`corral: ${err.message}\n`);
       if (err.code === 'E_USAGE') process.stderr.write(`usage: corral [start] <script> [options] [-- <script args>]   (corral --help)\n`);
       return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILED;
     }

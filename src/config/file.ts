@@ -34,6 +34,7 @@ async function readConfigValue(file: string): Promise<unknown> {
 export async function loadConfig(file: string): Promise<StartOptions[]> {
   if (!existsSync(file)) throw new UsageError(`config file not found: ${file}; check --config`);
   const apps = parseConfig(await readConfigValue(file), path.basename(file));
-  const dir = path.dirname(path.resolve(file));
+  // `file` is absolute (resolved against the logical cwd), so a symlinked release dir is kept.
+  const dir = path.dirname(file);
   return apps.map((app) => ({ ...app, cwd: path.resolve(dir, app.cwd ?? '.') }));
 }

@@ -23,6 +23,8 @@ export interface StartOptions {
   bootTimeout?: number;
   grace?: number;
   reloadParallel?: number;
+  /** The reload's canary serves beside the old worker this long before the reload goes on (0: no canary). */
+  reloadVerify?: number;
   watchdog?: number;
   maxMemory?: number;
   maxRequests?: number;
@@ -54,6 +56,7 @@ export interface ResolvedOptions {
   bootTimeout: number;
   grace: number;
   reloadParallel: number;
+  reloadVerify: number;
   watchdog: number;
   maxMemory: number | undefined;
   maxRequests: number | undefined;
@@ -71,6 +74,7 @@ export const DEFAULTS = {
   bootTimeout: 30_000,
   grace: 10_000,
   reloadParallel: 1,
+  reloadVerify: 2000,
   watchdog: 30_000,
   maxRequestsJitter: 0,
 } as const;
@@ -80,6 +84,28 @@ export const DEFAULTS = {
  * (and a typo such as `scale 100000` would fork a process storm).
  */
 export const WORKERS_PER_CPU_LIMIT = 4;
+
+/**
+ * The working directory as the user names it. process.cwd() is the physical
+ * path: started in a symlinked `current -> releases/v1`, it says releases/v1
+ * forever. The shell's PWD keeps the path the user stood in, when it still
+ * names the same directory.
+ */
+export function logicalCwd(env: NodeJS.ProcessEnv = process.env, physical = process.cwd()): string {
+  const pwd = env.PWD;
+  if (pwd && path.isAbsolute(pwd) && sameDirectory(pwd, physical)) return path.normalize(pwd);
+  return physical;
+}
+
+function sameDirectory(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
 
 export function defaultHome(): string {
   return process.env.CORRAL_HOME || path.join(os.homedir(), '.corral');
@@ -139,7 +165,7 @@ function defaultName(script: string): string {
 
 /** Validate and fill in defaults; `label` maps an option key to how the caller spelled it. */
 export function resolveOptions(input: StartOptions, label: (key: string) => string = (k) => k): ResolvedOptions {
-  const cwd = input.cwd ?? process.cwd();
+  const cwd = input.cwd === undefined ? logicalCwd() : path.resolve(logicalCwd(), input.cwd);
   if (typeof input.script !== 'string' || input.script === '') throw new UsageError('no script given; usage: corral <script> [options]');
   const script = checkScript(input.script, cwd);
   const workers = input.workers === undefined || input.workers === 'auto'
@@ -164,6 +190,7 @@ export function resolveOptions(input: StartOptions, label: (key: string) => stri
     bootTimeout: integer(label('bootTimeout'), input.bootTimeout ?? DEFAULTS.bootTimeout, 1, 'a positive duration in ms'),
     grace: integer(label('grace'), input.grace ?? DEFAULTS.grace, 0, 'a duration in ms (0 or more)'),
     reloadParallel: integer(label('reloadParallel'), input.reloadParallel ?? DEFAULTS.reloadParallel, 1, 'a positive integer'),
+    reloadVerify: integer(label('reloadVerify'), input.reloadVerify ?? DEFAULTS.reloadVerify, 0, 'a duration in ms (0 = no canary)'),
     watchdog: integer(label('watchdog'), input.watchdog ?? DEFAULTS.watchdog, 0, 'a duration in ms (0 = off)'),
     maxMemory,
     maxRequests,

@@ -26,6 +26,7 @@ export const AppSchema = v.strictObject({
   bootTimeout: v.optional(duration),
   grace: v.optional(duration),
   reloadParallel: v.optional(positiveInt('expected a positive integer')),
+  reloadVerify: v.optional(duration),
   watchdog: v.optional(duration),
   maxMemory: v.optional(size),
   maxRequests: v.optional(positiveInt('expected a positive integer')),
@@ -71,11 +72,12 @@ export function parseConfig(value: unknown, file: string): StartOptions[] {
 
 function toStartOptions(app: AppConfig, at: string): StartOptions {
   const ms = (key: string, x: number | string | undefined) => (typeof x === 'string' ? parseDuration(`${at}.${key}`, x) : x);
-  const { bootTimeout, grace, watchdog, maxMemory, ...rest } = app;
+  const { bootTimeout, grace, watchdog, reloadVerify, maxMemory, ...rest } = app;
   const out: StartOptions = { ...rest };
   if (bootTimeout !== undefined) out.bootTimeout = ms('bootTimeout', bootTimeout);
   if (grace !== undefined) out.grace = ms('grace', grace);
   if (watchdog !== undefined) out.watchdog = ms('watchdog', watchdog);
+  if (reloadVerify !== undefined) out.reloadVerify = ms('reloadVerify', reloadVerify);
   if (maxMemory !== undefined) out.maxMemory = typeof maxMemory === 'string' ? parseSize(`${at}.maxMemory`, maxMemory) : maxMemory;
   return out;
 }

@@ -14,10 +14,12 @@ export async function runCommand(
     case 'status':
       return supervisor.status();
     case 'reload':
+      progress({ deadlineMs: supervisor.reloadDeadlineMs() });
       await supervisor.reload();
       return { generation: supervisor.status().generation };
     case 'scale': {
       const to = 'workers' in req ? req.workers : supervisor.desired + req.delta;
+      progress({ deadlineMs: supervisor.scaleDeadlineMs(to) });
       return { workers: await supervisor.scale(to, { force: req.force === true }) };
     }
     case 'stop': {

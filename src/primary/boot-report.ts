@@ -33,6 +33,12 @@ export class BootReport {
     return { reason: `${describeExit(w.exit)}${cause ? `: ${cause}` : ''}`, repeated };
   }
 
+  /** Why a worker that had served died: its exit and the error it printed last. */
+  crashReason(w: WorkerHandle): string {
+    const cause = summarizeError(w.proc.recentErrors());
+    return `${describeExit(w.exit)}${cause ? `: ${cause}` : ''}`;
+  }
+
   /** A failed start that printed nothing (fork itself failed): its error is the cause. */
   noteCause(cause: string): void {
     this.#cause ??= cause;

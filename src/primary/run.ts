@@ -69,6 +69,7 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
       maxRequests: options.maxRequests,
       maxRequestsJitter: options.maxRequestsJitter,
       reloadParallel: options.reloadParallel,
+      reloadVerify: options.reloadVerify,
       idleCloseMs: IDLE_CLOSE_MS,
       maxWorkers: options.maxWorkers,
       spawnBatch: spawnBatch(),

@@ -1,10 +1,10 @@
 import cluster, { type ClusterSettings, type Worker } from 'node:cluster';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isWorkerMessage, ENV, type PrimaryToWorker, type WorkerToPrimary } from '../common/ipc.js';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { signalProcess } from '../common/signal.js';
 import type { ResolvedOptions } from '../config/options.js';
-import type { LogRecord, LogSink } from '../logs/sink.js';
+import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
 import { WorkerOutput } from '../logs/worker-output.js';
 import type { Balancer } from './balancing.js';
 
@@ -35,14 +35,31 @@ export interface SpawnEvents {
   spawnError(err: Error): void;
 }
 
+/**
+ * The code a generation runs: its working directory and script, resolved to
+ * physical paths when the generation began (at start, at each reload). In a
+ * symlinked layout (`current -> releases/v2`) a generation keeps its own
+ * release even after `current` moves, until the next reload.
+ */
+export interface Release {
+  /** Two generations with the same id run the same files (an in-place deploy). */
+  readonly id: string;
+  readonly cwd: string;
+  readonly script: string;
+}
+
 export interface SpawnRequest {
   slot: number;
   workers: number;
   /** Requests after which the worker reports at once, so it is recycled promptly. */
   requestLimit?: number | undefined;
+  /** What to run; the spawner falls back to the configured paths if this release is gone. */
+  release?: Release | undefined;
 }
 
 export interface Spawner {
+  /** Resolve the release the configured (logical) paths name right now; throws if they name nothing. */
+  release(): Release;
   spawn(request: SpawnRequest, events: SpawnEvents): SpawnedProcess;
 }
 
@@ -102,6 +119,7 @@ export class ClusterSpawner implements Spawner {
   readonly #balancer: Balancer;
   readonly #settings: ClusterSettings;
   readonly #drain: DrainTimes;
+  readonly #warnedGone = new Set<string>();
 
   constructor(options: ResolvedOptions, sink: LogSink, balancer: Balancer, drain: DrainTimes, extraExecArgv: string[] = []) {
     this.#options = options;
@@ -119,6 +137,28 @@ export class ClusterSpawner implements Spawner {
     };
   }
 
+  release(): Release {
+    const { cwd, script } = this.#options;
+    let real: { cwd: string; script: string };
+    try {
+      real = { cwd: realpathSync(cwd), script: realpathSync(script) };
+    } catch (err) {
+      const missing = existsSync(cwd) ? script : cwd;
+      throw new Error(`${missing} does not exist (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return { id: `${real.cwd}\0${real.script}`, ...real };
+  }
+
+  /** The pinned release while it exists; else the configured paths, which resolve afresh (`current` moved on). */
+  #where(release: Release | undefined): { cwd: string; exec: string } {
+    if (release && existsSync(release.cwd) && existsSync(release.script)) return { cwd: release.cwd, exec: release.script };
+    if (release && !this.#warnedGone.has(release.id)) {
+      this.#warnedGone.add(release.id);
+      this.#sink.write(corralRecord('warn', `release ${release.cwd} is gone; starting workers from ${this.#options.cwd} instead`));
+    }
+    return { cwd: this.#options.cwd, exec: this.#options.script };
+  }
+
   spawn(request: SpawnRequest, events: SpawnEvents): SpawnedProcess {
     const env: Record<string, string> = {
       ...this.#options.env,
@@ -131,12 +171,14 @@ export class ClusterSpawner implements Spawner {
     };
     if (this.#options.port !== undefined) env.PORT = String(this.#options.port);
     if (request.requestLimit !== undefined) env[ENV.requestLimit] = String(request.requestLimit);
+    const where = this.#where(request.release);
+    const settings = { ...this.#settings, ...where };
     let worker: Worker;
     try {
-      worker = forkInOwnSession(this.#settings, env);
+      worker = forkInOwnSession(settings, env);
     } catch (err) {
       // Some spawn errors are thrown rather than emitted; report them the same way.
-      return failedProcess(err as Error, this.#settings.cwd, events);
+      return failedProcess(err as Error, where.cwd, events);
     }
     const pid = worker.process.pid;
     if (pid === undefined) {
@@ -144,8 +186,8 @@ export class ClusterSpawner implements Spawner {
       if (worker.id !== undefined) delete cluster.workers?.[worker.id];
       // node:cluster re-emits the child's 'error' on the worker; unheard, that would throw here.
       worker.on('error', () => {});
-      worker.process.once('error', (err: Error) => events.spawnError(explainSpawnError(err, this.#settings.cwd)));
-      return failedProcess(null, this.#settings.cwd, events);
+      worker.process.once('error', (err: Error) => events.spawnError(explainSpawnError(err, where.cwd)));
+      return failedProcess(null, where.cwd, events);
     }
     const output = new WorkerOutput(this.#sink, request.slot, pid, worker.process, BOOT_HOLD_MS);
     wireEvents(worker, output, events);

@@ -46,6 +46,8 @@ export interface ClusterStatus {
   logLinesDropped: number;
   /** Errors thrown by user code in the primary (listeners, request handlers), caught and logged. */
   userErrors: number;
+  /** Reloads that completed and that were refused, and why the last one was. */
+  reloads: { succeeded: number; failed: number; lastError: string | null };
 }
 
 /** What the supervisor hands over to build a status snapshot. */
@@ -65,6 +67,7 @@ export interface StatusSource {
   slots: SlotTable;
   logLinesDropped: number;
   userErrors: number;
+  reloads: ClusterStatus['reloads'];
 }
 
 /** The status view: a plain, JSON-ready snapshot of the table. */
@@ -96,6 +99,7 @@ export function buildStatus(src: StatusSource): ClusterStatus {
     },
     logLinesDropped: src.logLinesDropped,
     userErrors: src.userErrors,
+    reloads: src.reloads,
   };
 }
 

@@ -10,7 +10,8 @@ import { judgeHeartbeat, silentFor } from './health.js';
 import { Messenger, type RequestHandler } from './messaging.js';
 import { ListenerBus, UserErrors } from './user-errors.js';
 import { SlotTable } from './slots.js';
-import type { Spawner } from './spawn.js';
+import { CANARY_HEARTBEAT_SLACK_MS, Rollout } from './rollout.js';
+import type { Release, Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
 import { ReloadQueue, ScaleWaiters } from './waiters.js';
 import { WorkerHandle, type EndReason, type TimerKind } from './worker.js';
@@ -32,6 +33,8 @@ export interface SupervisorConfig {
   maxRequests: number | undefined;
   maxRequestsJitter: number;
   reloadParallel: number;
+  /** How long the first replacement of a reload (the canary) must serve beside the old worker before the reload goes on. */
+  reloadVerify: number;
   /** A draining worker closes keep-alive connections idle for this long. */
   idleCloseMs: number;
   backoff?: BackoffPolicy;
@@ -44,6 +47,9 @@ export interface SupervisorConfig {
 }
 
 type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
+
+/** Added to computed deadlines for the messages and timers in between. */
+const DEADLINE_MARGIN_MS = 5000;
 
 /**
  * Owns the worker table, the desired count and the code generation. Every
@@ -61,7 +67,15 @@ export class Supervisor {
   readonly #workers = new Map<number, WorkerHandle>();
   readonly #slots: SlotTable;
   #desired: number;
+  /** The generation every slot should run: new workers get it. */
   #generation = 1;
+  /** The highest generation handed out; a failed reload's number is not reused. */
+  #lastGeneration = 1;
+  /** The release (code on disk) each generation runs, pinned when it began. */
+  readonly #releases = new Map<number, Release>();
+  /** The count before a scale-up still under way, to go back to if its workers cannot start. */
+  #scaleFrom: number | null = null;
+  readonly #reloadCounts = { succeeded: 0, failed: 0, lastError: null as string | null };
   #nextId = 1;
   #phase: Phase = 'idle';
   #startedAt = 0;
@@ -152,6 +166,24 @@ export class Supervisor {
     return this.#messenger.broadcast(to, payload, except ? except.slot : 'primary');
   }
 
+  /**
+   * The longest a reload asked for now may take before it settles, worst
+   * case: every replacement uses its whole boot timeout, the canary its
+   * window, a slot in back-off its longest delay, and one reload queued ahead.
+   */
+  reloadDeadlineMs(): number {
+    const { bootTimeout, reloadVerify, reloadParallel } = this.#config;
+    const batches = Math.ceil(Math.max(0, this.#desired - 1) / reloadParallel);
+    const one = bootTimeout + reloadVerify + CANARY_HEARTBEAT_SLACK_MS + batches * bootTimeout + (this.#config.backoff ?? DEFAULT_BACKOFF).maxMs;
+    return (this.#reloads.running ? 2 : 1) * one + DEADLINE_MARGIN_MS;
+  }
+
+  /** The longest scaling to `to` may take: the new workers boot in batches. */
+  scaleDeadlineMs(to: number): number {
+    const added = Math.max(0, to - this.#desired);
+    return Math.ceil(added / (this.#config.spawnBatch ?? Math.max(added, 1))) * this.#config.bootTimeout + DEADLINE_MARGIN_MS;
+  }
+
   get stopping(): boolean {
     return this.#phase === 'stopping' || this.#phase === 'stopped';
   }
@@ -162,7 +194,7 @@ export class Supervisor {
       name: this.#config.name,
       script: this.#config.script,
       strategy: this.#config.strategy,
-      state: this.stopping ? 'stopping' : this.#reloads.target !== null ? 'reloading' : this.#everReady ? 'running' : 'starting',
+      state: this.stopping ? 'stopping' : this.#reloads.running ? 'reloading' : this.#everReady ? 'running' : 'starting',
       startedAt: this.#startedAt,
       now,
       desired: this.#desired,
@@ -172,6 +204,7 @@ export class Supervisor {
       slots: this.#slots,
       logLinesDropped: this.#sink.dropped ?? 0,
       userErrors: this.#userErrors.total,
+      reloads: { ...this.#reloadCounts },
     });
   }
 
@@ -223,6 +256,11 @@ export class Supervisor {
     if (this.#phase !== 'idle') return;
     this.#phase = 'running';
     this.#startedAt = this.#clock.now();
+    try {
+      this.#releases.set(this.#generation, this.#spawner.release());
+    } catch (err) {
+      return this.#fatal(new BootError(`cannot start: ${(err as Error).message}`));
+    }
     this.#log('info', `starting ${this.#desired} worker${this.#desired === 1 ? '' : 's'} of ${this.#config.script} (strategy ${this.#config.strategy})`);
   }
 
@@ -268,6 +306,11 @@ export class Supervisor {
     w.transition('ready', now);
     this.#everReady = true;
     this.#armWatchdog(w);
+    const rollout = this.#reloads.running;
+    if (rollout?.canary === w && !rollout.verified) {
+      this.#log('info', `${w.label} is the canary of generation ${w.generation}: it serves beside the old worker for ${rollout.verifyMs} ms`);
+      this.#arm(w, 'verify', rollout.verifyMs);
+    }
     this.#log('info', `${w.label} ready in ${now - w.spawnedAt} ms${w.address ? ` on ${w.address}` : ''}`);
     this.#events.emit('worker:ready', { slot: w.slot, pid: w.pid, generation: w.generation });
   }
@@ -303,6 +346,8 @@ export class Supervisor {
         return this.#kill(w, 'SIGKILL');
       case 'watchdog':
         return this.#judgeWatchdog(w);
+      case 'verify':
+        return this.#judgeCanary(w);
       case 'grace':
         if (w.state !== 'draining') return;
         this.#log('warn', `${w.label} still draining after the ${this.#config.grace} ms grace period; sending SIGTERM`);
@@ -314,6 +359,15 @@ export class Supervisor {
         this.#log('warn', `${w.label} ignored SIGTERM; sending SIGKILL`);
         return this.#kill(w, 'SIGKILL');
     }
+  }
+
+  #judgeCanary(w: WorkerHandle): void {
+    const rollout = this.#reloads.running;
+    if (!rollout || rollout.canary !== w) return;
+    const verdict = rollout.judgeCanary(this.#clock.now());
+    if (verdict.kind === 'wait') return this.#arm(w, 'verify', verdict.ms);
+    if (verdict.kind === 'fail') return this.#failReload(verdict.reason);
+    this.#log('info', `${w.label} (generation ${w.generation}) served for ${rollout.verifyMs} ms beside the old worker; the reload goes on`);
   }
 
   #judgeWatchdog(w: WorkerHandle): void {
@@ -348,11 +402,23 @@ export class Supervisor {
     w.noteExit({ code, signal });
     if (was === 'exited') return;
     w.transition('exited', this.#clock.now());
-    if (was === 'starting') this.#onFailedStart(w);
+    if ((was === 'starting' || was === 'ready') && this.#reloads.running?.target === w.generation) this.#onRefusedRelease(w, was);
+    else if (was === 'starting') this.#onFailedStart(w);
     else if (was === 'ready') this.#onCrash(w);
     else this.#log('info', `${w.label} stopped${w.killed ? ` (killed, ${describeExit(w.exit)})` : ''}`);
     this.#events.emit('worker:exit', { slot: w.slot, pid: w.pid, code, signal, reason: w.endReason ?? (was === 'starting' ? 'boot-failure' : 'crash') });
     this.#reapIfGone(w);
+  }
+
+  /**
+   * A worker of the generation being rolled out died (at boot, or after it
+   * listened). The release is refused: it counts against the reload, not as
+   * a restart of the slot whose old worker is still fine.
+   */
+  #onRefusedRelease(w: WorkerHandle, was: 'starting' | 'ready'): void {
+    const reason = was === 'starting' ? this.#boot.failedStart(w).reason : this.#boot.crashReason(w);
+    this.#log('error', `${w.label} of generation ${w.generation} ${was === 'starting' ? 'failed to start' : 'exited after it listened'} (${reason})`);
+    this.#failReload(`worker ${w.slot} of generation ${w.generation} ${was === 'starting' ? 'failed to start' : 'crashed after it started'} (${reason})`);
   }
 
   #onFailedStart(w: WorkerHandle): void {
@@ -369,18 +435,15 @@ export class Supervisor {
     w.transition('exited', this.#clock.now());
     this.#log('error', `cannot start worker ${w.slot}: ${error.message}`);
     this.#boot.noteCause(error.message);
-    this.#countFailedStart(w, error.message);
+    if (this.#reloads.running?.target === w.generation) this.#failReload(`worker ${w.slot} of generation ${w.generation} could not be started (${error.message})`);
+    else this.#countFailedStart(w, error.message);
     this.#reapIfGone(w);
   }
 
   #countFailedStart(w: WorkerHandle, reason: string): void {
     this.#slots.failedStart(w.slot, this.#clock.now());
     this.#slots.countRestart(w.slot, 'boot-failure');
-    const target = this.#reloads.target;
-    if (target !== null && w.generation === target && this.#slotHasOld(w.slot)) {
-      return this.#failReload(`worker ${w.slot} of the new release failed to start (${reason})`);
-    }
-    this.#scaleWaiters.rejectAll(new BootError(`worker ${w.slot} failed to start (${reason})`));
+    if (this.#scaleFrom !== null && w.slot >= this.#scaleFrom) return this.#failScale(w.slot, reason);
     const fatal = this.#boot.crashLoop(this.#everReady, w.exit, this.#config.script);
     if (fatal) this.#fatal(fatal);
   }
@@ -408,21 +471,47 @@ export class Supervisor {
   }
 
   #beginReload(): void {
-    this.#generation += 1;
-    this.#reloads.begin(this.#generation);
-    this.#log('info', `rolling reload to generation ${this.#generation} (${this.#config.reloadParallel} at a time)`);
+    const target = ++this.#lastGeneration;
+    const rollout = new Rollout(target, this.#generation, this.#config.reloadVerify);
+    try {
+      this.#releases.set(target, this.#spawner.release());
+    } catch (err) {
+      this.#reloads.begin(rollout);
+      return this.#failReload(`the release cannot be read: ${(err as Error).message}`);
+    }
+    this.#generation = target;
+    this.#reloads.begin(rollout);
+    const canary = this.#config.reloadVerify > 0 ? `, the first one verified for ${this.#config.reloadVerify} ms` : '';
+    this.#log('info', `rolling reload to generation ${target} (${this.#config.reloadParallel} at a time${canary})`);
   }
 
+  /**
+   * The reload stops. Every slot goes back to the previous generation: new
+   * workers beside an old one are taken out (at once if still booting), and
+   * slots that had already switched are replaced, replacement first, from
+   * the previous release when it is still on disk as a release of its own
+   * (a symlinked layout). Respawns from now on use that release too.
+   */
   #failReload(message: string): void {
-    const target = this.#reloads.target;
-    if (target === null) return;
-    this.#log('error', `reload stopped: ${message}; the previous workers keep serving`);
-    // Replacements still booting would outlive the reload: stop them.
-    for (const w of this.#workers.values()) {
-      if (w.state === 'starting' && w.generation === target && this.#slotHasOld(w.slot)) this.#endStarting(w, 'reload');
+    const rollout = this.#reloads.running;
+    if (rollout === null) return;
+    this.#generation = rollout.previous;
+    const rollback = this.#releases.get(rollout.previous)?.id !== this.#releases.get(rollout.target)?.id;
+    const kept: number[] = [];
+    for (const w of this.#liveWorkers()) {
+      if (w.generation !== rollout.target) continue;
+      if (this.#slotHasOld(w.slot, rollout.target)) this.#retire(w, 'reload');
+      else if (rollback) w.markForReplacement('reload');
+      else kept.push(w.slot);
     }
+    this.#reloadCounts.failed += 1;
+    this.#reloadCounts.lastError = message;
+    const tail = kept.length === 0
+      ? 'every slot is served by the previous generation'
+      : `slot${kept.length === 1 ? '' : 's'} ${kept.join(', ')} already run${kept.length === 1 ? 's' : ''} it: the release was changed in place, so the previous code is no longer on disk`;
+    this.#log('error', `reload to generation ${rollout.target} failed: ${message}; ${tail}`);
     this.#reloads.fail(new ReloadError(message));
-    this.#events.emit('reload:failed', { generation: target, error: message });
+    this.#events.emit('reload:failed', { generation: rollout.target, error: message });
     this.#startQueuedReload();
   }
 
@@ -443,8 +532,18 @@ export class Supervisor {
       return reply.reject(err);
     }
     if (to !== this.#desired) this.#log('info', `scaling from ${this.#desired} to ${to} workers`);
+    if (to > this.#desired) this.#scaleFrom ??= this.#desired;
     this.#desired = to;
     this.#scaleWaiters.add(reply);
+  }
+
+  /** A worker added by a scale-up cannot start: the count goes back, the callers get the error. */
+  #failScale(slot: number, reason: string): void {
+    const from = this.#scaleFrom ?? this.#desired;
+    this.#scaleFrom = null;
+    this.#log('error', `scale-up to ${this.#desired} failed: worker ${slot} could not start (${reason}); back to ${from} workers`);
+    this.#desired = from;
+    this.#scaleWaiters.rejectAll(new BootError(`worker ${slot} could not start (${reason}); the cluster stays at ${from} workers`));
   }
 
   #onStop(force: boolean): void {
@@ -487,6 +586,7 @@ export class Supervisor {
       return;
     }
     if (this.#phase !== 'running') return;
+    const rollout = this.#reloads.running;
     let replacing = this.#replacementsInFlight();
     for (const slot of this.#slotsBelowDesired()) {
       const live = this.#liveIn(slot);
@@ -494,13 +594,21 @@ export class Supervisor {
       const stale = live.filter((w) => this.#isStale(w));
       const readyFresh = fresh.find((w) => w.state === 'ready');
       if (readyFresh) {
-        for (const w of stale) this.#drainWorker(w, w.replaceReason ?? 'reload');
+        // The canary serves beside the old worker until it has proved itself.
+        if (rollout && !rollout.mayRetireOld(readyFresh)) continue;
+        for (const w of stale) this.#retire(w, w.replaceReason ?? 'reload');
         for (const w of fresh) if (w !== readyFresh) this.#retire(w, 'scale');
       } else if (fresh.length === 0) {
         const oldServing = stale.some((w) => w.state === 'ready');
         for (const w of stale) if (w.state === 'starting') this.#endStarting(w, 'reload');
         if (!oldServing) this.#trySpawn(slot);
-        else if (replacing < this.#config.reloadParallel && this.#trySpawn(slot)) replacing += 1;
+        else if (replacing < this.#config.reloadParallel && (!rollout || rollout.mayStartReplacement())) {
+          const w = this.#trySpawn(slot);
+          if (w) {
+            replacing += 1;
+            rollout?.noteReplacement(w);
+          }
+        }
       }
     }
     for (const w of this.#liveWorkers()) if (w.slot >= this.#desired) this.#retire(w, 'scale');
@@ -517,8 +625,8 @@ export class Supervisor {
   }
 
   #isStale(w: WorkerHandle): boolean {
-    const target = this.#reloads.target;
-    return w.replaceReason !== undefined || (target !== null && w.generation < target);
+    const rollout = this.#reloads.running;
+    return w.replaceReason !== undefined || (rollout !== null && rollout.isStale(w));
   }
 
   #slotsBelowDesired(): number[] {
@@ -541,22 +649,21 @@ export class Supervisor {
     }).length;
   }
 
-  #slotHasOld(slot: number): boolean {
-    const target = this.#reloads.target;
-    return this.#liveIn(slot).some((w) => w.state === 'ready' && (target !== null ? w.generation < target : true));
+  /** Does a ready worker of another generation than `target` serve this slot? */
+  #slotHasOld(slot: number, target: number): boolean {
+    return this.#liveIn(slot).some((w) => w.state === 'ready' && w.generation !== target);
   }
 
-  #trySpawn(slot: number): boolean {
+  #trySpawn(slot: number): WorkerHandle | null {
     const booting = this.#liveWorkers().filter((w) => w.state === 'starting').length;
     // Past the batch, the next 'ready' or exit runs reconcile again.
-    if (booting >= (this.#config.spawnBatch ?? Infinity)) return false;
+    if (booting >= (this.#config.spawnBatch ?? Infinity)) return null;
     const at = this.#slots.get(slot).respawnAt;
     if (at > this.#clock.now()) {
       this.#wakeAt(at);
-      return false;
+      return null;
     }
-    this.#spawnWorker(slot);
-    return true;
+    return this.#spawnWorker(slot);
   }
 
   #wakeAt(at: number): void {
@@ -566,12 +673,13 @@ export class Supervisor {
     this.#respawnTimer = { at, timer };
   }
 
-  #spawnWorker(slot: number): void {
+  #spawnWorker(slot: number): WorkerHandle {
     const id = this.#nextId++;
     let handle: WorkerHandle | undefined;
     const requestLimit = this.#requestLimit();
+    const release = this.#releases.get(this.#generation);
     const proc = this.#spawner.spawn(
-      { slot, workers: this.#desired, requestLimit },
+      { slot, workers: this.#desired, requestLimit, release },
       {
         message: (message) => handle && this.#enqueue({ type: 'worker-message', worker: handle, message }),
         exit: (code, signal) => handle && this.#enqueue({ type: 'worker-exit', worker: handle, code, signal }),
@@ -582,6 +690,7 @@ export class Supervisor {
     handle = new WorkerHandle(id, slot, this.#generation, proc, this.#clock.now(), requestLimit);
     this.#workers.set(id, handle);
     this.#arm(handle, 'boot', this.#config.bootTimeout);
+    return handle;
   }
 
   /** Each worker gets its own limit (gunicorn's max-requests + jitter) so they do not all recycle at once. */
@@ -612,13 +721,18 @@ export class Supervisor {
   #settle(): void {
     if (this.#phase !== 'running' || !this.#allSlotsServedFresh()) return;
     this.#started.resolve();
-    if (this.#reloads.target !== null && !this.#liveWorkers().some((w) => this.#isStale(w))) {
-      const target = this.#reloads.succeed();
-      this.#log('info', `reload to generation ${target} complete`);
-      this.#events.emit('reload:done', { generation: target ?? this.#generation });
+    const rollout = this.#reloads.running;
+    if (rollout && !this.#liveWorkers().some((w) => this.#isStale(w))) {
+      this.#reloads.succeed();
+      this.#reloadCounts.succeeded += 1;
+      this.#log('info', `reload to generation ${rollout.target} complete`);
+      this.#events.emit('reload:done', { generation: rollout.target });
       this.#startQueuedReload();
     }
-    if (!this.#liveWorkers().some((w) => w.slot >= this.#desired)) this.#scaleWaiters.resolveAll(this.#desired);
+    if (!this.#liveWorkers().some((w) => w.slot >= this.#desired)) {
+      this.#scaleFrom = null;
+      this.#scaleWaiters.resolveAll(this.#desired);
+    }
   }
 
   #allSlotsServedFresh(): boolean {

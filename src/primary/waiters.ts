@@ -1,4 +1,5 @@
 import type { Deferred } from './deferred.js';
+import type { Rollout } from './rollout.js';
 
 /**
  * The reloads asked for: the one under way (with the generation it rolls
@@ -6,12 +7,12 @@ import type { Deferred } from './deferred.js';
  * reload never interleaves with another.
  */
 export class ReloadQueue {
-  #running: { target: number; waiters: Deferred<void>[] } | null = null;
+  #running: { rollout: Rollout; waiters: Deferred<void>[] } | null = null;
   #queued: Deferred<void>[] = [];
 
-  /** The generation being rolled out, or null. */
-  get target(): number | null {
-    return this.#running?.target ?? null;
+  /** The reload under way, or null. */
+  get running(): Rollout | null {
+    return this.#running?.rollout ?? null;
   }
 
   get hasQueued(): boolean {
@@ -24,25 +25,28 @@ export class ReloadQueue {
     return this.#running === null;
   }
 
-  /** Start rolling out `target` for everyone queued so far. */
-  begin(target: number): void {
-    this.#running = { target, waiters: this.#queued.splice(0) };
+  /** Start `rollout` for everyone queued so far. */
+  begin(rollout: Rollout): void {
+    this.#running = { rollout, waiters: this.#queued.splice(0) };
   }
 
-  /** The running reload finished; returns its target. */
-  succeed(): number | null {
+  /** The running reload finished. */
+  succeed(): void {
     const job = this.#running;
     this.#running = null;
     for (const d of job?.waiters ?? []) d.resolve();
-    return job?.target ?? null;
   }
 
-  /** The running reload failed; returns its target. */
-  fail(err: Error): number | null {
+  /** The running reload failed (or never could start). */
+  fail(err: Error): void {
     const job = this.#running;
     this.#running = null;
     for (const d of job?.waiters ?? []) d.reject(err);
-    return job?.target ?? null;
+  }
+
+  /** Reject the queued requests alone (a reload that could not even begin). */
+  failQueued(err: Error): void {
+    for (const d of this.#queued.splice(0)) d.reject(err);
   }
 
   /** The cluster is stopping: nobody's reload will happen. */

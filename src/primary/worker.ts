@@ -10,7 +10,7 @@ export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | '
 /** Why a worker ended: a restart reason, or the cluster stopping. */
 export type EndReason = RestartReason | 'stop';
 
-export type TimerKind = 'boot' | 'grace' | 'kill' | 'watchdog';
+export type TimerKind = 'boot' | 'grace' | 'kill' | 'watchdog' | 'verify';
 
 const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
   starting: ['ready', 'draining', 'exited'],

@@ -71,7 +71,7 @@ test('reload into a release that throws at boot: exit 1 naming the error, old wo
   assert.deepEqual(readyPids(await c.status()), before);
   assert.equal(JSON.parse((await get(port, '/info')).body).version, 'v1');
   assert.equal(stats.failed, 0, stats.errors.slice(0, 5).join(', '));
-  assert.match(c.output, /reload stopped: .*release 2 is broken.*the previous workers keep serving/);
+  assert.match(c.output, /reload to generation 2 failed: .*release 2 is broken.*every slot is served by the previous generation/);
 });
 
 test('scale +1 / -1 and SIGTTIN / SIGTTOU change the worker count', async (t) => {

@@ -28,6 +28,13 @@ export class FakeClock {
 export class FakeSpawner {
   procs = [];
   nextPid = 100;
+  /** What release() names now; a test "deploys" by changing it (in place: leave it). */
+  releaseId = 'r1';
+  releaseError = null;
+  release() {
+    if (this.releaseError) throw this.releaseError;
+    return { id: this.releaseId, cwd: `/srv/${this.releaseId}`, script: `/srv/${this.releaseId}/app.js` };
+  }
   /** When set, the next spawn creates no process (pid undefined) and reports this error on failSpawn(). */
   failNext = null;
   spawn(request, events) {
@@ -36,6 +43,7 @@ export class FakeSpawner {
     const proc = {
       pid: failed ? undefined : this.nextPid++,
       slot: request.slot,
+      release: request.release?.id,
       events,
       sent: [],
       signals: [],
@@ -94,6 +102,7 @@ export function config(over = {}) {
     maxRequests: undefined,
     maxRequestsJitter: 0,
     reloadParallel: 1,
+    reloadVerify: 0,
     idleCloseMs: 1000,
     ...over,
   };

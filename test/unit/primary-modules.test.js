@@ -9,6 +9,7 @@ import { BootReport, describeExit } from '../../dist/primary/boot-report.js';
 import { HOLD_UNHANDLED_MS, Messenger } from '../../dist/primary/messaging.js';
 import { ListenerBus, UserErrors } from '../../dist/primary/user-errors.js';
 import { ReloadQueue, ScaleWaiters } from '../../dist/primary/waiters.js';
+import { CANARY_HEARTBEAT_SLACK_MS, Rollout } from '../../dist/primary/rollout.js';
 import { deferred } from '../../dist/primary/deferred.js';
 import { buildStatus } from '../../dist/primary/status.js';
 import { WorkerHandle } from '../../dist/primary/worker.js';
@@ -134,14 +135,15 @@ test('ReloadQueue: requests during a reload run together after it; stopping reje
   const b = deferred();
   const c = deferred();
   assert.equal(q.request(a), true);
-  q.begin(2);
-  assert.equal(q.target, 2);
+  q.begin(new Rollout(2, 1, 0));
+  assert.equal(q.running.target, 2);
   assert.equal(q.request(b), false);
   assert.equal(q.request(c), false);
-  assert.equal(q.succeed(), 2);
+  q.succeed();
   await a.promise;
+  assert.equal(q.running, null);
   assert.equal(q.hasQueued, true);
-  q.begin(3);
+  q.begin(new Rollout(3, 2, 0));
   q.rejectAll(new Error('stopping'));
   await assert.rejects(b.promise, /stopping/);
   await assert.rejects(c.promise, /stopping/);
@@ -152,6 +154,30 @@ test('ReloadQueue: requests during a reload run together after it; stopping reje
   assert.equal(await d.promise, 4);
 });
 
+test('Rollout: one canary until it has served the verify window and sent a heartbeat since it listened', () => {
+  const r = new Rollout(2, 1, 2000);
+  const canary = new WorkerHandle(5, 0, 2, fakeProc(50), 0, undefined);
+  assert.equal(r.mayStartReplacement(), true);
+  r.noteReplacement(canary);
+  assert.equal(r.mayStartReplacement(), false, 'no second replacement while the canary is unproven');
+  canary.transition('ready', 1000);
+  assert.equal(r.mayRetireOld(canary), false, 'the old worker serves beside the canary');
+  assert.deepEqual(r.judgeCanary(2500), { kind: 'wait', ms: 500 });
+  assert.deepEqual(r.judgeCanary(3000), { kind: 'wait', ms: 250 }, 'no heartbeat since it listened yet');
+  canary.recordHeartbeat(stats(), 3100);
+  assert.deepEqual(r.judgeCanary(3100), { kind: 'pass' });
+  assert.equal(r.mayStartReplacement(), true);
+  assert.equal(r.mayRetireOld(canary), true);
+  const hung = new Rollout(3, 2, 1000);
+  const h = new WorkerHandle(6, 0, 3, fakeProc(60), 0, undefined);
+  hung.noteReplacement(h);
+  h.transition('ready', 0);
+  assert.equal(hung.judgeCanary(1000 + CANARY_HEARTBEAT_SLACK_MS).kind, 'fail');
+  const none = new Rollout(4, 3, 0);
+  none.noteReplacement(h);
+  assert.equal(none.mayStartReplacement(), true, '--reload-verify 0: no canary');
+});
+
 test('status view: rows sorted by slot, totals, waiting slots with their back-off', () => {
   const slots = new SlotTable(DEFAULT_BACKOFF);
   slots.failedStart(1, 0);
@@ -159,7 +185,7 @@ test('status view: rows sorted by slot, totals, waiting slots with their back-of
   const a = new WorkerHandle(2, 0, 1, fakeProc(20), 0, undefined);
   a.transition('ready', 10);
   a.recordHeartbeat(stats({ rss: 100, requests: 5 }), 500);
-  const s = buildStatus({ name: 'n', script: 's', strategy: 'os', state: 'running', startedAt: 0, now: 1000, desired: 2, generation: 1, workers: [a], emptySlots: [1], slots, logLinesDropped: 0, userErrors: 0 });
+  const s = buildStatus({ name: 'n', script: 's', strategy: 'os', state: 'running', startedAt: 0, now: 1000, desired: 2, generation: 1, workers: [a], emptySlots: [1], slots, logLinesDropped: 0, userErrors: 0, reloads: { succeeded: 0, failed: 0, lastError: null } });
   assert.equal(s.workers[0].pid, 20);
   assert.equal(s.workers[0].lastHeartbeatMsAgo, 500);
   assert.deepEqual(s.totals, { workers: 1, ready: 1, rss: 100, requests: 5, restarts: 0 });

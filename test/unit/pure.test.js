@@ -64,9 +64,9 @@ test('CLI: options before or after the script, script args after --', () => {
 });
 
 test('CLI: scale takes n, +k and -k (a negative count is a value, not an option)', () => {
-  assert.deepEqual(parseCommand(['scale', '-1']), { kind: 'scale', name: undefined, target: { delta: -1 }, force: false, home: undefined });
-  assert.deepEqual(parseCommand(['scale', 'web', '+2']), { kind: 'scale', name: 'web', target: { delta: 2 }, force: false, home: undefined });
-  assert.deepEqual(parseCommand(['scale', 'web', '4', '--force']), { kind: 'scale', name: 'web', target: { workers: 4 }, force: true, home: undefined });
+  assert.deepEqual(parseCommand(['scale', '-1']), { kind: 'scale', name: undefined, target: { delta: -1 }, force: false, home: undefined, timeout: undefined });
+  assert.deepEqual(parseCommand(['scale', 'web', '+2']), { kind: 'scale', name: 'web', target: { delta: 2 }, force: false, home: undefined, timeout: undefined });
+  assert.deepEqual(parseCommand(['scale', 'web', '4', '--force']), { kind: 'scale', name: 'web', target: { workers: 4 }, force: true, home: undefined, timeout: undefined });
   assert.throws(() => parseCommand(['scale', '0']), { code: 'E_USAGE', message: /at least 1/ });
   assert.throws(() => parseCommand(['scale']), { code: 'E_USAGE' });
 });

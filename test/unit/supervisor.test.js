@@ -129,7 +129,7 @@ test('a replacement that fails to boot stops the reload; old workers keep servin
   assert.equal(drained(old0), false);
   assert.equal(drained(old1), false);
   assert.equal(spawner.procs.length, 3, 'no more replacements');
-  assert.match(sink.text, /reload stopped/);
+  assert.match(sink.text, /reload to generation 2 failed: .*broken release.*every slot is served by the previous generation/);
   assert.equal(sup.status().state, 'running');
 });
 
@@ -336,4 +336,128 @@ test('a throwing worker:exit listener is logged and the cluster keeps working', 
   assert.equal(spawner.procs.length, 3);
   assert.equal(sink.records.filter((r) => /listener threw/.test(r.msg)).length, 1, 'shown once');
   assert.equal(sup.status().userErrors, 2);
+});
+
+const beat = (proc) => proc.heartbeat();
+
+test('canary: the first replacement serves beside the old worker for --reload-verify before the reload goes on', async () => {
+  const { spawner, clock, sup } = await started({ workers: 2, reloadVerify: 2000 });
+  const [old0, old1] = spawner.procs;
+  spawner.releaseId = 'r2';
+  const reload = sup.reload();
+  const canary = spawner.last;
+  assert.equal(canary.slot, 0);
+  assert.equal(canary.release, 'r2');
+  canary.ready();
+  assert.equal(drained(old0), false, 'the old worker keeps serving beside the canary');
+  assert.equal(spawner.procs.length, 3, 'no other slot is touched yet');
+  clock.advance(1000);
+  beat(canary);
+  clock.advance(1000);
+  assert.equal(drained(old0), true, 'verified: the old worker of its slot drains');
+  const next = spawner.last;
+  assert.equal(next.slot, 1);
+  next.ready();
+  assert.equal(drained(old1), true, 'later replacements are not held');
+  await reload;
+  assert.equal(sup.status().generation, 2);
+  assert.deepEqual(sup.status().reloads, { succeeded: 1, failed: 0, lastError: null });
+});
+
+test('a canary that crashes in its window fails the reload; every slot stays on the old generation; not a restart', async () => {
+  const { spawner, clock, sup } = await started({ workers: 2, reloadVerify: 2000 });
+  const [old0, old1] = spawner.procs;
+  spawner.releaseId = 'r2';
+  const reload = sup.reload();
+  const canary = spawner.last;
+  canary.ready();
+  clock.advance(800);
+  canary.die(1);
+  await assert.rejects(reload, { code: 'E_RELOAD', message: /worker 0 of generation 2 crashed after it started/ });
+  assert.equal(drained(old0) || drained(old1), false);
+  assert.equal(spawner.procs.length, 3, 'nothing respawns the new release');
+  const s = sup.status();
+  assert.equal(s.generation, 1, 'status shows the generation that serves');
+  assert.equal(s.totals.restarts, 0, 'a refused replacement is not a restart of the old worker');
+  assert.equal(s.reloads.failed, 1);
+  assert.match(s.reloads.lastError, /crashed after it started/);
+  old0.die(1);
+  assert.equal(spawner.last.release, 'r1', 'a respawn after the failed reload runs the previous release');
+});
+
+test('a later replacement that crashes fails the reload and rolls the switched slots back to the previous release', async () => {
+  const { spawner, clock, sup } = await started({ workers: 3, reloadVerify: 1000 });
+  const [old0, old1, old2] = spawner.procs;
+  spawner.releaseId = 'r2';
+  const reload = sup.reload();
+  const canary = spawner.last;
+  canary.ready();
+  clock.advance(500);
+  beat(canary);
+  clock.advance(500);
+  assert.ok(drained(old0));
+  old0.die(0);
+  const second = spawner.last;
+  assert.equal(second.slot, 1);
+  second.ready();
+  assert.ok(drained(old1));
+  old1.die(0);
+  const third = spawner.last;
+  third.die(1);
+  await assert.rejects(reload, { code: 'E_RELOAD' });
+  assert.equal(drained(old2), false, 'slot 2 never switched');
+  const rollbacks = spawner.procs.slice(6);
+  assert.deepEqual(rollbacks.map((p) => [p.slot, p.release]), [[0, 'r1']], 'slot 0 is replaced from the previous release first');
+  rollbacks[0].ready();
+  assert.ok(drained(canary), 'the new-generation worker drains once its replacement serves');
+  const next = spawner.last;
+  assert.deepEqual([next.slot, next.release], [1, 'r1']);
+});
+
+test('an in-place release cannot be rolled back: switched slots keep it and the log says why', async () => {
+  const { spawner, clock, sup, sink } = await started({ workers: 2, reloadVerify: 1000 });
+  const reload = sup.reload();
+  const canary = spawner.last;
+  canary.ready();
+  clock.advance(500);
+  beat(canary);
+  clock.advance(500);
+  spawner.procs[0].die(0);
+  spawner.last.die(1);
+  await assert.rejects(reload, { code: 'E_RELOAD' });
+  assert.match(sink.text, /slot 0 already runs it: the release was changed in place/);
+  assert.equal(drained(canary), false);
+});
+
+test('a broken release where a slot is empty (waiting out a back-off) fails the reload instead of retrying forever', async () => {
+  const { spawner, clock, sup } = await started({ workers: 2 });
+  spawner.procs[1].die(1);
+  spawner.last.ready();
+  spawner.last.die(1);
+  assert.equal(sup.status().waiting.length, 1, 'slot 1 waits out its back-off');
+  const reload = sup.reload();
+  clock.advance(1000);
+  const fill = spawner.procs.find((p) => p.slot === 1 && !p.signals.length && p !== spawner.procs[1] && spawner.procs.indexOf(p) > 3);
+  assert.ok(fill, 'slot 1 is filled with the new generation');
+  fill.die(1);
+  await assert.rejects(reload, { code: 'E_RELOAD' });
+});
+
+test('a scale-up whose new workers cannot start fails and the count goes back', async () => {
+  const { spawner, sup } = await started({ workers: 1 });
+  const up = sup.scale(3);
+  spawner.procs[1].ready();
+  spawner.procs[2].die(1);
+  await assert.rejects(up, { code: 'E_BOOT', message: /worker 2 could not start.*stays at 1 workers/ });
+  assert.equal(sup.desired, 1);
+  assert.ok(drained(spawner.procs[1]), 'the extra worker that did start is taken out again');
+  assert.equal(spawner.procs.length, 3, 'nothing retries');
+});
+
+test('a reload whose release cannot be read fails at once', async () => {
+  const { spawner, sup } = await started({ workers: 1 });
+  spawner.releaseError = new Error('/srv/app/current does not exist (ENOENT)');
+  await assert.rejects(sup.reload(), { code: 'E_RELOAD', message: /release cannot be read: \/srv\/app\/current does not exist/ });
+  assert.equal(sup.status().generation, 1);
+  assert.equal(spawner.procs.length, 1);
 });
