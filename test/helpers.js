@@ -2,8 +2,9 @@
 // what it prints, send real HTTP requests, and kill every process by PID
 // even when a test fails.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -182,10 +183,15 @@ export function alive(pid) {
   }
 }
 
-/** One HTTP GET; resolves with { status, body, headers } or rejects with the socket error. */
-export function get(port, urlPath = '/', { agent, timeout = 10000 } = {}) {
+/** The test certificate's authority, for HTTPS and HTTP/2 clients. */
+export const TLS_CA = () => readFileSync(path.join(FIXTURES, 'tls/cert.pem'));
+
+/** One HTTP(S) GET; resolves with { status, body, headers } or rejects with the socket error. */
+export function get(port, urlPath = '/', { agent, timeout = 10000, tls = false } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: agent ?? false }, (res) => {
+    const mod = tls ? https : http;
+    const options = { host: '127.0.0.1', port, path: urlPath, agent: agent ?? false, ...(tls ? { ca: TLS_CA(), servername: 'localhost' } : {}) };
+    const req = mod.get(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (body += d));
@@ -201,15 +207,15 @@ export function get(port, urlPath = '/', { agent, timeout = 10000 } = {}) {
  * Steady load from `concurrency` loops until stop() is called (and at most
  * `maxMs`). Every failure (reset, refused, non-2xx) is recorded.
  */
-export function load(port, { concurrency = 8, keepAlive = true, path: urlPath = '/', maxMs = 60000 } = {}) {
-  const agent = new http.Agent({ keepAlive, maxSockets: concurrency });
+export function load(port, { concurrency = 8, keepAlive = true, path: urlPath = '/', maxMs = 60000, tls = false } = {}) {
+  const agent = new (tls ? https : http).Agent({ keepAlive, maxSockets: concurrency, ...(tls ? { ca: TLS_CA(), servername: 'localhost' } : {}) });
   const stats = { ok: 0, failed: 0, errors: [], pids: new Set() };
   let running = true;
   const deadline = Date.now() + maxMs;
   const loop = async () => {
     while (running && Date.now() < deadline) {
       try {
-        const r = await get(port, urlPath, { agent: keepAlive ? agent : false });
+        const r = await get(port, urlPath, { agent: keepAlive ? agent : false, tls });
         if (r.status >= 200 && r.status < 300) {
           stats.ok += 1;
           stats.pids.add(r.body.trim());

@@ -1,35 +1,60 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
-import tls from 'node:tls';
 
 /**
- * Who decides when a connection ends: corral for HTTP (it knows when a
- * request is in flight), the app for upgraded (WebSocket) connections and
- * for raw TCP/TLS servers, whose protocol corral cannot see.
+ * Who decides when a connection ends: corral for HTTP/1 and HTTP/2 (it
+ * knows when a request or stream is in flight), the app for upgraded
+ * (WebSocket) connections and for raw TCP/TLS servers, whose protocol
+ * corral cannot see.
  */
-type Owner = 'http' | 'upgraded' | 'raw';
+type Owner = 'http' | 'h2' | 'upgraded' | 'raw';
 
 interface Connection {
   owner: Owner;
-  /** Requests on this connection whose response has not closed yet. */
+  /** Requests (HTTP/1) or streams (HTTP/2) on this connection not finished yet. */
   active: number;
   idleSince: number;
   pending: Set<ServerResponse>;
+  session?: Http2Session;
+  /** When the HTTP/2 shutdown notice (GOAWAY with the highest stream id) went out. */
+  noticeAt?: number;
 }
 
 const SWEEP_EVERY_MS = 100;
+/** Highest HTTP/2 stream id: a GOAWAY carrying it announces shutdown while still accepting streams in flight (RFC 9113 §6.8). */
+const MAX_STREAM_ID = 2 ** 31 - 1;
+const HTTP2_NO_ERROR = 0;
+
+/** The record of a connection: tagged on its TCP socket, reached from a TLS socket or an HTTP/2 session's socket proxy too. */
+const RECORD = Symbol('corral.connection');
+
+type Tagged = net.Socket & { [RECORD]?: Connection; _parent?: Tagged | null };
+
+function recordOf(socket: unknown): Connection | undefined {
+  const s = socket as Tagged | undefined;
+  // A TLS socket wraps the TCP socket we tagged (its _parent); an HTTP/2 session's socket is a proxy that reads through.
+  return s?.[RECORD] ?? s?._parent?.[RECORD];
+}
+
+function isHttp2Server(server: net.Server): boolean {
+  const name = server.constructor.name;
+  return name === 'Http2Server' || name === 'Http2SecureServer';
+}
 
 /**
  * Tracks every server the user's script listens on and every connection on
- * them, so a drain can stop accepting without resetting a connection on
- * which a request is on its way.
+ * them, from the TCP `connection` event (a TLS handshake in progress is a
+ * connection a request is on its way on), so a drain can stop accepting
+ * without resetting any of them.
  */
 export class ServerTracker {
   readonly #servers = new Set<net.Server>();
   readonly #connections = new Map<net.Socket, Connection>();
   #requests = 0;
   #draining = false;
+  #idleCloseMs = 1000;
   readonly #requestLimit: number;
   readonly #onLimit: () => void;
 
@@ -42,34 +67,36 @@ export class ServerTracker {
   adopt(server: net.Server): void {
     if (this.#servers.has(server)) return;
     this.#servers.add(server);
-    const isHttp = server instanceof http.Server || server instanceof https.Server;
-    const owner: Owner = isHttp ? 'http' : 'raw';
-    server.on(server instanceof tls.Server ? 'secureConnection' : 'connection', (socket: net.Socket) => this.#track(socket, owner));
+    const isHttp1 = server instanceof http.Server || server instanceof https.Server;
+    const isH2 = isHttp2Server(server);
+    const owner: Owner = isHttp1 || isH2 ? 'http' : 'raw';
+    server.on('connection', (socket: net.Socket) => this.#track(socket, owner));
     server.once('close', () => this.#servers.delete(server));
-    if (!isHttp) return;
-    this.#watchUpgrades(server);
+    if (isH2) {
+      server.on('session', (session: Http2Session) => this.#onSession(session));
+      // A 'request' listener switches an HTTP/2 server into its compatibility mode: join only if the app uses it.
+      this.#joinWhenAppListens(server, 'request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    }
+    if (!isHttp1) return;
+    // Any 'upgrade' listener makes http.Server stop serving upgrade requests as plain ones: join only if the app has one.
+    this.#joinWhenAppListens(server, 'upgrade', (req: IncomingMessage) => {
+      const conn = recordOf(req.socket);
+      if (conn) conn.owner = 'upgraded';
+    });
     // Runs before the app's handler so the keep-alive decision is made first.
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
   }
 
-  /**
-   * A listener on 'upgrade' changes how http.Server treats upgrade requests
-   * (with none, they are served as plain requests), so ours joins only once
-   * the app has one of its own.
-   */
-  #watchUpgrades(server: net.Server): void {
-    const mark = (req: IncomingMessage): void => {
-      const conn = this.#connections.get(req.socket);
-      if (conn) conn.owner = 'upgraded';
+  /** Prepend `listener` for `event` once the app has a listener of its own for it. */
+  #joinWhenAppListens(server: net.Server, event: string, listener: (...args: any[]) => void): void {
+    let joined = false;
+    const join = (): void => {
+      if (joined) return;
+      joined = true;
+      server.prependListener(event, listener);
     };
-    let watching = false;
-    const watch = (): void => {
-      if (watching) return;
-      watching = true;
-      server.prependListener('upgrade', mark);
-    };
-    if (server.listenerCount('upgrade') > 0) watch();
-    else server.on('newListener', (event: string | symbol) => event === 'upgrade' && watch());
+    if (server.listenerCount(event) > 0) join();
+    else server.on('newListener', (name: string | symbol) => name === event && join());
   }
 
   connectionCount(): number {
@@ -81,20 +108,22 @@ export class ServerTracker {
   }
 
   /**
-   * Stop accepting, let HTTP requests in flight finish, then call `done`
-   * once only app-owned connections are left (the app's shutdown hooks run
-   * next). The primary's grace timer bounds all of it.
+   * Stop accepting, let HTTP requests and HTTP/2 streams in flight finish,
+   * then call `done` once only app-owned connections are left (the app's
+   * shutdown hooks run next). The primary's grace timer bounds all of it.
    */
   drain(idleCloseMs: number, done: () => void): void {
     if (this.#draining) return;
     this.#draining = true;
+    this.#idleCloseMs = idleCloseMs;
     for (const server of this.#servers) stopAccepting(server);
     for (const conn of this.#connections.values()) {
       for (const res of conn.pending) refuseKeepAlive(res);
+      if (conn.session) this.#noticeShutdown(conn);
     }
     const sweep = (): void => {
-      this.#closeIdle(idleCloseMs);
-      if ([...this.#connections.values()].every((c) => c.owner !== 'http')) {
+      this.#closeIdle();
+      if ([...this.#connections.values()].every((c) => c.owner !== 'http' && c.owner !== 'h2')) {
         clearInterval(timer);
         done();
       }
@@ -121,14 +150,16 @@ export class ServerTracker {
 
   #track(socket: net.Socket, owner: Owner): void {
     const conn: Connection = { owner, active: 0, idleSince: Date.now(), pending: new Set() };
+    (socket as Tagged)[RECORD] = conn;
     this.#connections.set(socket, conn);
     socket.once('close', () => this.#connections.delete(socket));
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    this.#requests += 1;
-    if (this.#requests === this.#requestLimit) this.#onLimit();
-    const conn = this.#connections.get(req.socket);
+    // An HTTP/2 compatibility request is one of its session's streams, counted there.
+    if ('stream' in req) return;
+    this.#countRequest();
+    const conn = recordOf(req.socket);
     if (this.#draining) refuseKeepAlive(res);
     if (!conn) return;
     conn.active += 1;
@@ -140,10 +171,46 @@ export class ServerTracker {
     });
   }
 
-  #closeIdle(idleCloseMs: number): void {
+  #onSession(session: Http2Session): void {
+    const conn = recordOf(session.socket);
+    if (!conn) return;
+    conn.owner = 'h2';
+    conn.session = session;
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      this.#countRequest();
+      conn.active += 1;
+      stream.once('close', () => {
+        conn.active -= 1;
+        conn.idleSince = Date.now();
+      });
+    });
+    if (this.#draining) this.#noticeShutdown(conn);
+  }
+
+  #countRequest(): void {
+    this.#requests += 1;
+    if (this.#requests === this.#requestLimit) this.#onLimit();
+  }
+
+  /**
+   * HTTP/2's graceful shutdown: a GOAWAY with the highest stream id first
+   * (clients open no new streams, those already on the wire are still
+   * served), the final close once the session is quiet.
+   */
+  #noticeShutdown(conn: Connection): void {
+    const session = conn.session;
+    if (!session || conn.noticeAt !== undefined || session.closed || session.destroyed) return;
+    conn.noticeAt = Date.now();
+    session.goaway(HTTP2_NO_ERROR, MAX_STREAM_ID);
+  }
+
+  #closeIdle(): void {
     const now = Date.now();
     for (const [socket, conn] of this.#connections) {
-      if (conn.owner === 'http' && conn.active === 0 && now - conn.idleSince >= idleCloseMs) socket.destroy();
+      if (conn.active > 0) continue;
+      if (conn.owner === 'http' && now - conn.idleSince >= this.#idleCloseMs) socket.destroy();
+      // Streams a client sent before it saw the notice have had a round trip's worth of time to arrive.
+      if (conn.owner === 'h2' && conn.session && now - (conn.noticeAt ?? now) >= this.#idleCloseMs && !conn.session.closed) conn.session.close();
     }
   }
 }
