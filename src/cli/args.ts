@@ -33,6 +33,10 @@ const START_OPTIONS = {
   'no-prefix': { type: 'boolean' },
   'log-format': { type: 'string' },
   home: { type: 'string' },
+  admin: { type: 'string' },
+  'admin-token': { type: 'string' },
+  'min-ready': { type: 'string' },
+  'admin-actions': { type: 'boolean' },
   config: { type: 'string', short: 'c' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -133,6 +137,10 @@ function parseStart(argv: string[]): Command {
   }
   if (values.home !== undefined) options.home = values.home;
   if (values.force) options.force = true;
+  if (values.admin !== undefined) options.admin = values.admin;
+  if (values['admin-token'] !== undefined) options.adminToken = values['admin-token'];
+  if (values['min-ready'] !== undefined) options.minReady = parseInteger('--min-ready', values['min-ready'], 0, 'an integer (0 or more)');
+  if (values['admin-actions']) options.adminActions = true;
   return { kind: 'start', options, configPath: values.config };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { CorralError, UsageError } from '../common/errors.js';
 import { processExists } from '../common/signal.js';
+import { corralVersion } from '../common/version.js';
 import path from 'node:path';
 import { CONFIG_NAMES, findConfig, loadConfig } from '../config/file.js';
 import { defaultHome, logicalCwd, resolveOptions, type ResolvedOptions, type StartOptions } from '../config/options.js';
@@ -22,18 +22,13 @@ const EXIT_USAGE = 2;
 
 const USAGE_CODES = new Set(['E_USAGE', 'E_CONFIG', 'E_NAME_TAKEN', 'E_NO_CLUSTER']);
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function run(command: Command): Promise<number> {
   switch (command.kind) {
     case 'help':
       process.stdout.write(USAGE);
       return 0;
     case 'version':
-      process.stdout.write(`corral ${version()}\n`);
+      process.stdout.write(`corral ${corralVersion()}\n`);
       return 0;
     case 'start':
       return startApps(command.options, command.configPath);
@@ -63,9 +58,24 @@ async function appsToStart(options: StartOptions, configPath: string | undefined
   const names = resolved.map((r) => r.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new UsageError(`${path.basename(file)}: two apps are named "${dup}"; give each app its own name`);
+  const clash = adminClash(resolved);
+  if (clash) throw new UsageError(`${path.basename(file)}: apps "${clash[0]}" and "${clash[1]}" both have admin port ${clash[2]}; give each app its own admin port`);
   const policies = new Set(resolved.map((r) => chooseStrategy(r.strategy).balancer.schedulingPolicy));
   if (policies.size > 1) throw new UsageError(`${path.basename(file)}: strategy rr cannot be mixed with os/reuseport in one corral process (node:cluster has one policy per process)`);
   return resolved;
+}
+
+/** Two apps whose admin servers would want one port (port 0 picks a free one each, so it never clashes). */
+function adminClash(apps: ResolvedOptions[]): [string, string, number] | null {
+  const seen = new Map<number, string>();
+  for (const app of apps) {
+    const port = app.admin?.port;
+    if (!port) continue;
+    const other = seen.get(port);
+    if (other !== undefined) return [other, app.name, port];
+    seen.set(port, app.name);
+  }
+  return null;
 }
 
 async function startApps(options: StartOptions, configPath: string | undefined): Promise<number> {
@@ -206,6 +216,10 @@ const CLI_LABELS: Record<string, string> = {
   maxRequestsJitter: '--max-requests-jitter',
   logFormat: '--log-format',
   force: '--force',
+  admin: '--admin',
+  adminToken: '--admin-token',
+  minReady: '--min-ready',
+  adminActions: '--admin-actions',
 };
 
 function cliLabel(key: string): string {

@@ -25,6 +25,10 @@ Start options:
       --no-prefix               print worker output without [name slot pid] prefixes
       --log-format <text|json>  json: one object per line (time, level, source, worker, pid, msg)
       --home <dir>              control socket directory (default $CORRAL_HOME or ~/.corral)
+      --admin <port|host:port>  admin HTTP server: /metrics /status /healthz /readyz and a dashboard (default host 127.0.0.1)
+      --admin-token <token>     Bearer token for it (or $CORRAL_ADMIN_TOKEN); required on a non-loopback host
+      --min-ready <n>           /readyz is 200 only with at least n ready workers (default 1)
+      --admin-actions           allow reload and scale from the admin server (POST, off by default)
   -c, --config <file>           config file to run when no script is given (default corral.config.* in cwd)
   -h, --help                    this help
   -v, --version                 corral's version

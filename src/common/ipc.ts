@@ -15,6 +15,9 @@ export interface WorkerStats {
   /** Event-loop delay over the last interval, milliseconds. */
   loopDelayMean: number;
   loopDelayMax: number;
+  /** Event-loop delay percentiles over the last interval, milliseconds. */
+  loopDelayP50?: number;
+  loopDelayP99?: number;
   /** Event-loop utilisation over the last interval, 0..1. */
   loopUtilization: number;
   /** Currently open connections on the worker's servers. */
@@ -30,7 +33,17 @@ export type WorkerToPrimary =
   | { corral: 1; type: 'request'; id: number; name: string; payload: unknown }
   | { corral: 1; type: 'broadcast'; payload: unknown }
   /** The worker began draining on its own: it received SIGTERM/SIGINT directly (systemd's control-group kill, `kill <pid>`). */
-  | { corral: 1; type: 'draining'; signal: string };
+  | { corral: 1; type: 'draining'; signal: string }
+  | AppMetricsReply;
+
+/**
+ * The runtime's answer to `collect-metrics`: the JSON of every prom-client
+ * registry the app uses (`registry.getMetricsAsJSON()`, one array per
+ * registry), `found: false` when the app never loaded prom-client.
+ */
+export type AppMetricsReply =
+  | { corral: 1; type: 'metrics'; id: number; found: boolean; registries: unknown[][] }
+  | { corral: 1; type: 'metrics'; id: number; error: string };
 
 export interface ErrorBody {
   code: string;
@@ -41,10 +54,11 @@ export type PrimaryToWorker =
   | { corral: 1; type: 'drain'; idleCloseMs: number; graceMs: number; reason: string }
   | { corral: 1; type: 'reply'; id: number; ok: true; result: unknown }
   | { corral: 1; type: 'reply'; id: number; ok: false; error: ErrorBody }
-  | { corral: 1; type: 'message'; payload: unknown; from: number | 'primary' };
+  | { corral: 1; type: 'message'; payload: unknown; from: number | 'primary' }
+  | { corral: 1; type: 'collect-metrics'; id: number };
 
-const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining']);
-const PRIMARY_TYPES = new Set(['drain', 'reply', 'message']);
+const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics']);
+const PRIMARY_TYPES = new Set(['drain', 'reply', 'message', 'collect-metrics']);
 
 export function isWorkerMessage(value: unknown): value is WorkerToPrimary {
   if (typeof value !== 'object' || value === null) return false;

@@ -1,6 +1,7 @@
 import { statSync, accessSync, constants } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isLoopback, parseAdminAddress, type AdminAddress } from '../admin/address.js';
 import { UsageError } from '../common/errors.js';
 import { usableCpus } from '../primary/cpus.js';
 import type { RequestHandler } from '../primary/messaging.js';
@@ -42,6 +43,20 @@ export interface StartOptions {
    * (workers that ask at boot need not wait for `await start()`).
    */
   onRequest?: Record<string, RequestHandler>;
+  /** Admin HTTP server: a port (bound on 127.0.0.1) or "host:port"; off when absent. */
+  admin?: number | string;
+  /** Bearer token for the admin server; default $CORRAL_ADMIN_TOKEN. Required on a non-loopback host. */
+  adminToken?: string;
+  /** /readyz answers 200 only with at least this many ready workers (default 1). */
+  minReady?: number;
+  /** Allow POST /actions/reload and /actions/scale on the admin server (default false). */
+  adminActions?: boolean;
+}
+
+export interface AdminOptions extends AdminAddress {
+  token: string | undefined;
+  minReady: number;
+  actions: boolean;
 }
 
 export interface ResolvedOptions {
@@ -68,6 +83,7 @@ export interface ResolvedOptions {
   /** Largest worker count accepted without force (here and for scale()). */
   maxWorkers: number;
   onRequest: Record<string, RequestHandler>;
+  admin: AdminOptions | undefined;
 }
 
 export const DEFAULTS = {
@@ -77,6 +93,7 @@ export const DEFAULTS = {
   reloadVerify: 2000,
   watchdog: 30_000,
   maxRequestsJitter: 0,
+  minReady: 1,
 } as const;
 
 /**
@@ -84,6 +101,8 @@ export const DEFAULTS = {
  * (and a typo such as `scale 100000` would fork a process storm).
  */
 export const WORKERS_PER_CPU_LIMIT = 4;
+/** A token shorter than this is refused: it would be guessable. */
+export const MIN_TOKEN_LENGTH = 16;
 
 /**
  * The working directory as the user names it. process.cwd() is the physical
@@ -201,6 +220,7 @@ export function resolveOptions(input: StartOptions, label: (key: string) => stri
     control: input.control ?? true,
     maxWorkers,
     onRequest: checkHandlers(label('onRequest'), input.onRequest),
+    admin: resolveAdmin(input, label),
   };
 }
 
@@ -210,4 +230,44 @@ function checkHandlers(label: string, value: unknown): Record<string, RequestHan
     throw new UsageError(`${label} must be an object mapping request names to functions`);
   }
   return { ...(value as Record<string, RequestHandler>) };
+}
+
+/**
+ * The admin server's settings. A non-loopback host without a token is
+ * refused: the cluster's status and its reload/scale actions would be open to
+ * the network. The token may come from $CORRAL_ADMIN_TOKEN (kept out of `ps`).
+ */
+function resolveAdmin(input: StartOptions, label: (key: string) => string): AdminOptions | undefined {
+  if (input.admin === undefined) {
+    for (const key of ['adminToken', 'minReady', 'adminActions'] as const) {
+      if (input[key] !== undefined) throw new UsageError(`${label(key)} needs ${label('admin')} <port|host:port> (the admin server is off without it)`);
+    }
+    return undefined;
+  }
+  if (typeof input.admin !== 'number' && typeof input.admin !== 'string') {
+    throw new UsageError(`${label('admin')} must be a port or "host:port", got ${JSON.stringify(input.admin)}`);
+  }
+  const address = parseAdminAddress(label('admin'), input.admin);
+  const token = input.adminToken ?? (process.env.CORRAL_ADMIN_TOKEN || undefined);
+  if (token !== undefined) checkToken(input.adminToken !== undefined ? label('adminToken') : 'CORRAL_ADMIN_TOKEN', token);
+  if (token === undefined && !isLoopback(address.host)) {
+    throw new UsageError(
+      `${label('admin')} ${address.host}:${address.port} is not a loopback address: give a token with ${label('adminToken')} or CORRAL_ADMIN_TOKEN (e.g. $(openssl rand -hex 32)), or bind 127.0.0.1`,
+    );
+  }
+  return {
+    ...address,
+    token,
+    minReady: integer(label('minReady'), input.minReady ?? DEFAULTS.minReady, 0, 'an integer (0 or more)'),
+    actions: input.adminActions ?? false,
+  };
+}
+
+function checkToken(label: string, token: unknown): void {
+  if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new UsageError(`${label} must be printable ASCII without spaces (it travels in an HTTP header)`);
+  }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new UsageError(`${label} is ${token.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. $(openssl rand -hex 32))`);
+  }
 }

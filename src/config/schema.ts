@@ -11,6 +11,7 @@ const positiveInt = (what: string) => v.pipe(v.number(what), v.integer(what), v.
 const nonNegativeInt = (what: string) => v.pipe(v.number(what), v.integer(what), v.minValue(0, what));
 const DURATION = 'expected a duration: milliseconds or a string such as "10s"';
 const duration = v.union([nonNegativeInt(DURATION), v.pipe(v.string(DURATION), v.regex(/^\d+(\.\d+)?\s*(ms|s|m)?$/i, DURATION))], DURATION);
+const ADMIN = 'expected a port or "host:port"';
 const SIZE = 'expected a size: bytes or a string such as "512M" or "2G"';
 const size = v.union([positiveInt(SIZE), v.pipe(v.string(SIZE), v.regex(/^\d+(\.\d+)?\s*(b|k|kb|m|mb|g|gb)?$/i, SIZE))], SIZE);
 
@@ -33,6 +34,10 @@ export const AppSchema = v.strictObject({
   maxRequestsJitter: v.optional(nonNegativeInt('expected an integer (0 or more)')),
   prefix: v.optional(v.boolean('expected true or false')),
   logFormat: v.optional(v.picklist(LOG_FORMATS, `expected one of ${LOG_FORMATS.join(', ')}`)),
+  admin: v.optional(v.union([v.pipe(v.number(ADMIN), v.integer(ADMIN), v.minValue(0, ADMIN), v.maxValue(65535, ADMIN)), v.pipe(v.string(ADMIN), v.minLength(1, ADMIN))], ADMIN)),
+  adminToken: v.optional(v.pipe(v.string('expected a token string'), v.minLength(1, 'expected a token string'))),
+  minReady: v.optional(nonNegativeInt('expected an integer (0 or more)')),
+  adminActions: v.optional(v.boolean('expected true or false')),
 });
 
 export const ConfigSchema = v.strictObject({

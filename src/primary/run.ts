@@ -1,4 +1,5 @@
-import type { ResolvedOptions } from '../config/options.js';
+import type { AdminServer } from '../admin/server.js';
+import type { AdminOptions, ResolvedOptions } from '../config/options.js';
 import { ControlServer } from '../control/server.js';
 import { runCommand } from '../control/commands.js';
 import { JsonSink, TextSink, corralRecord, type LogSink } from '../logs/sink.js';
@@ -10,6 +11,7 @@ import type { ClusterStatus } from './status.js';
 import { installSignals } from './signals.js';
 import { Supervisor, type ClusterEvents, type RequestHandler } from './supervisor.js';
 import { checkPayload } from '../common/ipc.js';
+import { corralVersion } from '../common/version.js';
 
 /** After SIGTERM at the end of the grace period, how long a worker has before SIGKILL. */
 export const KILL_TIMEOUT_MS = 3000;
@@ -22,6 +24,8 @@ export interface ClusterHandle {
   readonly pid: number;
   /** Path of the control socket, when the control channel is on. */
   readonly controlSocket: string | undefined;
+  /** URL of the admin HTTP server (`--admin`), with the port it really got. */
+  readonly adminUrl: string | undefined;
   /** Resolves with the primary's exit code once every worker is gone. */
   readonly done: Promise<number>;
   reload(): Promise<void>;
@@ -78,13 +82,22 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     sink,
   );
   for (const [name, handler] of Object.entries(options.onRequest)) supervisor.onRequest(name, handler);
-  const control = options.control ? await ControlServer.listen(options.home, options.name, (req, progress) => runCommand(supervisor, req, progress, options.grace + KILL_TIMEOUT_MS + 5000)) : undefined;
+  const stopDeadlineMs = options.grace + KILL_TIMEOUT_MS + 5000;
+  const control = options.control ? await ControlServer.listen(options.home, options.name, (req, progress) => runCommand(supervisor, req, progress, stopDeadlineMs)) : undefined;
+  let admin;
+  try {
+    admin = options.admin ? await startAdmin(options.admin, supervisor, stopDeadlineMs, sink) : undefined;
+  } catch (err) {
+    await control?.close();
+    throw err;
+  }
   if (choice.note) sink.write(corralRecord('info', `strategy ${choice.note}`));
   const caveat = choice.balancer.name === 'reuseport' ? reusePortCaveat(readText) : null;
   if (caveat) sink.write(corralRecord('warn', caveat));
   const removeSignals = run.handleSignals ? installSignals(supervisor, sink) : () => {};
   // Done once the control socket has written its last answers (a stop's verdict) and closed.
   const done = supervisor.done.then(async (code) => {
+    admin?.close();
     removeSignals();
     await control?.close();
     return code;
@@ -99,6 +112,7 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     name: options.name,
     pid: process.pid,
     controlSocket: control?.path,
+    adminUrl: admin?.url,
     done,
     reload: () => supervisor.reload(),
     scale: (n, opts) => supervisor.scale(n, opts),
@@ -122,4 +136,13 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     },
   };
   return handle;
+}
+
+/** The admin HTTP server, loaded only when asked for (it brings prom-client). */
+async function startAdmin(options: AdminOptions, supervisor: Supervisor, stopDeadlineMs: number, sink: LogSink): Promise<AdminServer> {
+  const { AdminServer } = await import('../admin/server.js');
+  const admin = await AdminServer.listen(options, supervisor, { version: corralVersion(), stopDeadlineMs });
+  const auth = options.token !== undefined ? 'Bearer token required except /healthz, /readyz' : 'loopback only, no token';
+  sink.write(corralRecord('info', `admin on ${admin.url} (metrics, status, healthz, readyz, dashboard; ${auth}${options.actions ? '; actions on' : ''})`));
+  return admin;
 }

@@ -17,6 +17,12 @@ export interface WorkerStatus {
   requests: number | null;
   connections: number | null;
   loopDelayMs: number | null;
+  /** Event-loop delay percentiles and utilisation (0..1) over the last heartbeat interval. */
+  loopDelayP50Ms: number | null;
+  loopDelayP99Ms: number | null;
+  elu: number | null;
+  /** CPU time the worker has used since it started (user + system), seconds. */
+  cpuSeconds: number | null;
   lastHeartbeatMsAgo: number | null;
   address: string | null;
 }
@@ -119,6 +125,10 @@ function workerStatus(w: WorkerHandle, slot: SlotRecord, now: number): WorkerSta
     requests: stats?.requests ?? null,
     connections: stats?.connections ?? null,
     loopDelayMs: stats ? Math.round(stats.loopDelayMax * 10) / 10 : null,
+    loopDelayP50Ms: stats?.loopDelayP50 !== undefined ? Math.round(stats.loopDelayP50 * 100) / 100 : null,
+    loopDelayP99Ms: stats?.loopDelayP99 !== undefined ? Math.round(stats.loopDelayP99 * 100) / 100 : null,
+    elu: stats ? Math.round(stats.loopUtilization * 1000) / 1000 : null,
+    cpuSeconds: stats ? (stats.cpuUser + stats.cpuSystem) / 1e6 : null,
     lastHeartbeatMsAgo: w.lastHeartbeat === undefined ? null : now - w.lastHeartbeat,
     address: w.address ?? null,
   };

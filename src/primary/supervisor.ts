@@ -1,6 +1,7 @@
 import { BootError, CorralError, ReloadError, UsageError } from '../common/errors.js';
 import type { WorkerToPrimary, WorkerStats } from '../common/ipc.js';
 import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
+import { MetricsPoll, type WorkerMetrics } from '../metrics/poll.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { BootReport, describeExit } from './boot-report.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
@@ -89,6 +90,7 @@ export class Supervisor {
   readonly #messenger: Messenger;
   readonly #reloads = new ReloadQueue();
   readonly #scaleWaiters = new ScaleWaiters();
+  readonly #metricsPoll: MetricsPoll;
   readonly #queue: SupervisorEvent[] = [];
   #processing = false;
   readonly #started = deferred<void>();
@@ -105,6 +107,7 @@ export class Supervisor {
     this.#events = new ListenerBus(this.#userErrors);
     this.#messenger = new Messenger(clock, this.#userErrors);
     this.#desired = config.workers;
+    this.#metricsPoll = new MetricsPoll(clock);
     // Only the first() waiters care; never let an unobserved rejection crash the primary.
     this.#started.promise.catch(() => {});
   }
@@ -182,6 +185,12 @@ export class Supervisor {
   scaleDeadlineMs(to: number): number {
     const added = Math.max(0, to - this.#desired);
     return Math.ceil(added / (this.#config.spawnBatch ?? Math.max(added, 1))) * this.#config.bootTimeout + DEADLINE_MARGIN_MS;
+  }
+
+  /** Ask every worker not yet exited for its app's prom-client metrics; answers within `timeoutMs`. */
+  collectAppMetrics(timeoutMs: number): Promise<WorkerMetrics[]> {
+    // A worker whose fork failed has no channel to ask.
+    return this.#metricsPoll.collect([...this.#workers.values()].filter((w) => w.state !== 'exited' && w.pid !== undefined), timeoutMs);
   }
 
   get stopping(): boolean {
@@ -283,6 +292,8 @@ export class Supervisor {
         return;
       case 'draining':
         return this.#onSelfDrain(w, message.signal);
+      case 'metrics':
+        return this.#metricsPoll.receive(w, message);
     }
   }
 
@@ -402,6 +413,7 @@ export class Supervisor {
     w.noteExit({ code, signal });
     if (was === 'exited') return;
     w.transition('exited', this.#clock.now());
+    this.#metricsPoll.forget(w);
     if ((was === 'starting' || was === 'ready') && this.#reloads.running?.target === w.generation) this.#onRefusedRelease(w, was);
     else if (was === 'starting') this.#onFailedStart(w);
     else if (was === 'ready') this.#onCrash(w);

@@ -59,6 +59,15 @@ export const worker = {
     if (managed && bridge) bridge.broadcast(payload);
   },
 
+  /**
+   * Include a prom-client Registry of your own in the cluster-wide /metrics
+   * (prom-client's global registry is included without this).
+   */
+  exposeMetrics(registry: { getMetricsAsJSON(): Promise<unknown[]> }): void {
+    if (typeof registry?.getMetricsAsJSON !== 'function') throw new TypeError('corral: exposeMetrics() takes a prom-client Registry');
+    bridge?.metricsSources.add(registry);
+  },
+
   /** Messages from the primary's broadcast() or other workers' broadcast(). */
   on(event: 'message', listener: MessageListener): void {
     (bridge?.events ?? local).on(event, listener);

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { BRIDGE_KEY, checkPayload, type ErrorBody, type WorkerToPrimary } from '../common/ipc.js';
+import type { MetricsSource } from './metrics.js';
 
 export type ShutdownHook = (reason: string) => unknown;
 
@@ -27,6 +28,8 @@ export class RemoteRequestError extends Error {
 export class WorkerBridge {
   readonly hooks: ShutdownHook[] = [];
   readonly events = new EventEmitter();
+  /** prom-client registries the app exposed beyond the global ones (worker.exposeMetrics). */
+  readonly metricsSources = new Set<MetricsSource>();
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
 

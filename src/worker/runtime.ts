@@ -11,6 +11,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ENV, isPrimaryMessage, type WorkerStats, type WorkerToPrimary } from '../common/ipc.js';
 import { signalProcess } from '../common/signal.js';
 import { WorkerBridge } from './bridge.js';
+import { collectAppMetrics } from './metrics.js';
 import { withReusePort } from './listen-args.js';
 import { ServerTracker } from './tracker.js';
 
@@ -58,6 +59,8 @@ function startHeartbeat(tracker: ServerTracker, intervalMs: number): () => void 
       cpuSystem: cpu.system,
       loopDelayMean: Number.isFinite(delay.mean) ? delay.mean / 1e6 : 0,
       loopDelayMax: delay.max / 1e6,
+      loopDelayP50: delay.percentile(50) / 1e6,
+      loopDelayP99: delay.percentile(99) / 1e6,
       loopUtilization: elu.utilization,
       connections: tracker.connectionCount(),
       requests: tracker.requestCount(),
@@ -147,6 +150,8 @@ function main(): void {
       case 'message':
         bridge.events.emit('message', message.payload, message.from);
         return;
+      case 'collect-metrics':
+        return void collectAppMetrics(message.id, bridge.metricsSources).then(send);
     }
   });
 }
