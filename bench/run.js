@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { sendCommand } from '../dist/control/client.js';
 import { usableCpus } from '../dist/index.js';
 import { reusePortSupport } from '../dist/primary/balancing.js';
+import { scrapeSection } from './scrape.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -29,8 +30,14 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     configs: { type: 'string' },
     quick: { type: 'boolean' },
+    // throughput: the strategy tables and corral's own timings; scrape: what /metrics costs.
+    sections: { type: 'string', default: 'throughput,scrape' },
+    'scrape-workers': { type: 'string', default: '16' },
+    'scrape-interval': { type: 'string', default: '1000' },
+    'scrape-window': { type: 'string', default: '15000' },
   },
 });
+const SECTIONS = new Set(opts.sections.split(',').map((s) => s.trim()));
 const ROUNDS = Number(opts.rounds);
 const DURATION = Number(opts.duration);
 const CONNS = Number(opts.connections);
@@ -252,7 +259,26 @@ function table(header, rows) {
 }
 
 async function main() {
-  console.log(`corral bench: node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${WORKERS} workers, ${CONNS} connections, ${ROUNDS} rounds x ${DURATION} ms`);
+  const out = {
+    date: new Date().toISOString(),
+    machine: { node: process.version, cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release(), workers: WORKERS },
+    settings: { rounds: ROUNDS, durationMs: DURATION, connections: CONNS },
+  };
+  console.log(`corral bench: node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), sections ${[...SECTIONS].join(', ')}`);
+  if (SECTIONS.has('throughput')) Object.assign(out, await throughput());
+  if (SECTIONS.has('scrape')) {
+    const ctx = { ROOT, CLI, HOME, TICKS, running, freePort, descendants, cpuTicks, sleep, median };
+    out.scrape = await scrapeSection(ctx, { workers: Number(opts['scrape-workers']), rounds: ROUNDS * 2, windowMs: Number(opts['scrape-window']), intervalMs: Number(opts['scrape-interval']) });
+  }
+  const dir = path.join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${out.date.slice(0, 10)}-node${process.versions.node.split('.')[0]}${SECTIONS.has('throughput') ? '' : `-${[...SECTIONS].join('-')}`}.json`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nwritten: ${path.relative(ROOT, file)}`);
+}
+
+async function throughput() {
+  console.log(`throughput: ${WORKERS} workers, ${CONNS} connections, ${ROUNDS} rounds x ${DURATION} ms`);
   if (reusePortSupport() !== null) console.log(`(reuseport skipped: ${reusePortSupport()})`);
   const instances = [];
   for (const c of CONFIGS) instances.push(await launch(c));
@@ -340,19 +366,9 @@ async function main() {
   console.log('\nworker runtime (heartbeat + request counting) vs the same node:cluster without it:');
   for (const [k, v] of Object.entries(runtimeCost)) console.log(`  ${k.padEnd(20)} req/s x${fmt(v.rps, 3)}   CPU/req x${fmt(v.cpuPerReq, 3)}`);
 
-  const out = {
-    date: new Date().toISOString(),
-    machine: { node: process.version, cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release(), workers: WORKERS },
-    settings: { rounds: ROUNDS, durationMs: DURATION, connections: CONNS },
-    results,
-    corral: extras,
-    runtimeCost,
-  };
-  const dir = path.join(ROOT, 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${out.date.slice(0, 10)}-node${process.versions.node.split('.')[0]}.json`);
-  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-  console.log(`\nwritten: ${path.relative(ROOT, file)}`);
+  // Out of the way of the next section.
+  for (const inst of instances) for (const pid of [...descendants(inst.child.pid), inst.child.pid]) try { process.kill(pid, 'SIGKILL'); } catch {}
+  return { results, corral: extras, runtimeCost };
 }
 
 main()

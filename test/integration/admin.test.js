@@ -77,6 +77,16 @@ test('/metrics with a frozen worker (SIGSTOP): answers after the short timeout w
   await waitFor(async () => sample(await scrape(url), 'app_requests_total', { route: '/' }) === 10, 5000, 'both halves once it runs again');
 });
 
+test('an ESM app with a prom-client Registry of its own, given to worker.exposeMetrics(), is merged too', async (t) => {
+  const c = startCorral(t, [path.join(FIXTURES, 'own-registry.mjs'), '-w', '2', '--strategy', 'rr', '--admin', '0']);
+  const url = await adminUrl(c);
+  const port = await c.ready(2);
+  for (let i = 0; i < 10; i++) await get(port, '/');
+  const m = await scrape(url);
+  assert.equal(sample(m, 'own_hits_total'), 10);
+  assert.equal(sample(m, 'corral_app_metrics_workers', { result: 'answered' }), 2);
+});
+
 test('several apps in one primary: each admin server counts only its own workers; one admin port for two apps is refused', async (t) => {
   const dir = tempHome();
   const [port, portTwo] = [await freePort(), await freePort()];
