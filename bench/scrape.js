@@ -20,7 +20,7 @@ function get(url) {
 
 async function startCluster(ctx, name, workers) {
   const port = await ctx.freePort();
-  const child = spawn(process.execPath, [ctx.CLI, path.join(ctx.ROOT, 'bench/metrics-server.cjs'), '-w', String(workers), '--port', String(port), '--name', name, '--home', ctx.HOME, '--admin', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [ctx.CLI, path.join(ctx.ROOT, 'bench/metrics-server.cjs'), '-w', String(workers), '--port', String(port), '--name', name, '--home', ctx.HOME, '--admin', '0', '--force'], { stdio: ['ignore', 'ignore', 'pipe'] });
   ctx.running.push(child);
   let text = '';
   const admin = await new Promise((resolve, reject) => {
