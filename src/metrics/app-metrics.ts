@@ -1,12 +1,5 @@
 import { AggregatorRegistry, type Aggregator, type Registry } from 'prom-client';
-import type { WorkerMetrics } from './poll.js';
-
-/** One metric as prom-client's `getMetricsAsJSON()` gives it; only what aggregation reads is typed. */
-interface MetricJson {
-  name: string;
-  aggregator?: string;
-  values?: Array<{ value: unknown }>;
-}
+import type { MetricJson } from './ledger.js';
 
 /**
  * Merge every worker's metrics the way prom-client's AggregatorRegistry
@@ -17,13 +10,11 @@ interface MetricJson {
  * rather than failing the whole scrape. Names in `reserved` (corral's own)
  * are dropped, so an app cannot shadow them.
  */
-export function aggregateAppMetrics(answers: readonly WorkerMetrics[], reserved: (name: string) => boolean): Registry {
+export function aggregateAppMetrics(registries: readonly unknown[][], reserved: (name: string) => boolean): Registry {
   const perRegistry: MetricJson[][] = [];
-  for (const answer of answers) {
-    for (const registry of answer.registries) {
-      if (!Array.isArray(registry)) continue;
-      perRegistry.push(registry.filter((m): m is MetricJson => isMetric(m) && !reserved(m.name)).map(normalise));
-    }
+  for (const registry of registries) {
+    if (!Array.isArray(registry)) continue;
+    perRegistry.push(registry.filter((m): m is MetricJson => isMetric(m) && !reserved(m.name)).map(normalise));
   }
   return AggregatorRegistry.aggregate(perRegistry as Parameters<typeof AggregatorRegistry.aggregate>[0]);
 }

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { aggregateAppMetrics } from './app-metrics.js';
 import { ClusterMetrics, type ClusterSource } from './cluster-metrics.js';
+import { CounterLedger } from './ledger.js';
 import type { WorkerMetrics } from './poll.js';
 
 export interface ScrapeSource extends ClusterSource {
@@ -25,6 +26,7 @@ export class MetricsScraper {
   readonly #source: ScrapeSource;
   readonly #cluster: ClusterMetrics;
   readonly #timeoutMs: number;
+  readonly #ledger = new CounterLedger();
   #inflight: Promise<string> | null = null;
 
   constructor(source: ScrapeSource, options: ScrapeOptions) {
@@ -47,7 +49,7 @@ export class MetricsScraper {
     let app: Registry | null = null;
     let results = answers.map((a) => a.result);
     try {
-      app = aggregateAppMetrics(answers, (name) => own.getSingleMetric(name) !== undefined);
+      app = aggregateAppMetrics(this.#ledger.account(answers), (name) => own.getSingleMetric(name) !== undefined);
     } catch {
       // Metrics that prom-client itself cannot merge: serve corral's own and say so.
       results = results.map((r) => (r === 'answered' ? 'error' : r));

@@ -54,11 +54,12 @@ test('/metrics of an app without prom-client: cluster metrics at once, no timeou
   assert.ok(![...m.keys()].some((n) => !n.startsWith('corral_')), 'nothing but corral metrics');
 });
 
-test('/metrics with a frozen worker (SIGSTOP): answers after the short timeout with the other worker, and says so', async (t) => {
+test('/metrics with a frozen worker (SIGSTOP): answers after the short timeout, says so, and its counts do not vanish', async (t) => {
   const c = startCorral(t, [METRICS_APP, '-w', '2', '--strategy', 'rr', '--admin', '0']);
   const url = await adminUrl(c);
   const port = await c.ready(2);
   for (let i = 0; i < 10; i++) await get(port, '/');
+  assert.equal(sample(await scrape(url), 'app_requests_total', { route: '/' }), 10);
   const frozen = (await c.status()).workers[0].pid;
   process.kill(frozen, 'SIGSTOP');
   t.after(() => {
@@ -72,9 +73,26 @@ test('/metrics with a frozen worker (SIGSTOP): answers after the short timeout w
   assert.ok(took >= 900 && took < 5000, `the scrape took ${took} ms: bounded by the 1 s worker timeout`);
   assert.equal(sample(m, 'corral_app_metrics_workers', { result: 'timeout' }), 1);
   assert.equal(sample(m, 'corral_app_metrics_workers', { result: 'answered' }), 1);
-  assert.equal(sample(m, 'app_requests_total', { route: '/' }), 5, "the answering worker's half");
+  assert.equal(sample(m, 'app_requests_total', { route: '/' }), 10, "the frozen worker's last answer still counts");
   process.kill(frozen, 'SIGCONT');
-  await waitFor(async () => sample(await scrape(url), 'app_requests_total', { route: '/' }) === 10, 5000, 'both halves once it runs again');
+  await get(port, '/');
+  await waitFor(async () => sample(await scrape(url), 'app_requests_total', { route: '/' }) === 11, 5000, 'fresh answers from both once it runs again');
+});
+
+test('/metrics: a worker killed with -9 does not take its counts out of the sum (no false counter reset)', async (t) => {
+  const c = startCorral(t, [METRICS_APP, '-w', '2', '--strategy', 'rr', '--admin', '0']);
+  const url = await adminUrl(c);
+  const port = await c.ready(2);
+  for (let i = 0; i < 20; i++) await get(port, '/');
+  assert.equal(sample(await scrape(url), 'app_requests_total', { route: '/' }), 20);
+  const victim = (await c.status()).workers[0];
+  process.kill(victim.pid, 'SIGKILL');
+  await waitFor(async () => (await c.status()).workers.some((w) => w.slot === victim.slot && w.pid !== victim.pid && w.state === 'ready'), 5000, 'replacement');
+  const m = await scrape(url);
+  assert.equal(sample(m, 'app_requests_total', { route: '/' }), 20);
+  assert.equal(Number(m.get('app_request_seconds').metrics[0].count), 20, 'histograms too');
+  for (let i = 0; i < 4; i++) await get(port, '/');
+  assert.equal(sample(await scrape(url), 'app_requests_total', { route: '/' }), 24);
 });
 
 test('an ESM app with a prom-client Registry of its own, given to worker.exposeMetrics(), is merged too', async (t) => {

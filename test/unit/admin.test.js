@@ -11,6 +11,7 @@ import { resolveOptions } from '../../dist/config/options.js';
 import { parseConfig } from '../../dist/config/schema.js';
 import { aggregateAppMetrics } from '../../dist/metrics/app-metrics.js';
 import { ClusterMetrics, servingPerSlot } from '../../dist/metrics/cluster-metrics.js';
+import { CounterLedger } from '../../dist/metrics/ledger.js';
 import { MetricsPoll } from '../../dist/metrics/poll.js';
 import { FakeClock } from './fakes.js';
 
@@ -139,7 +140,7 @@ test('aggregation: counters and histograms sum, gauges follow their aggregator, 
     { slot: 2, pid: 3, result: 'absent', registries: [] },
   ];
   answers[1].registries[0].find((m) => m.name === 'queue').aggregator = 'median-of-nothing';
-  const text = await aggregateAppMetrics(answers, (name) => name.startsWith('corral_')).metrics();
+  const text = await aggregateAppMetrics(answers.flatMap((a) => a.registries), (name) => name.startsWith('corral_')).metrics();
   assert.match(text, /^hits_total\{route="\/"\} 7$/m);
   assert.match(text, /^queue 4$/m, 'the first worker names max; an unknown aggregator elsewhere does not fail the scrape');
   assert.match(text, /^broken Nan$/m);
@@ -174,4 +175,23 @@ test('cluster metrics from a status snapshot; one series per slot, the newest re
   ]) assert.ok(text.split('\n').includes(line), `missing: ${line}`);
   assert.equal(ClusterMetrics.isReady({ ...status, state: 'stopping' }, 1), false);
   assert.equal(ClusterMetrics.isReady(status, 3), false);
+});
+
+test('counter ledger: sums never go backwards when a worker misses a scrape or is replaced; gauges are not kept', async () => {
+  const json = (n) =>
+    workerJson((r) => {
+      new Counter({ name: 'hits_total', help: 'h', registers: [r] }).inc(n);
+      new Gauge({ name: 'inflight', help: 'g', registers: [r] }).set(n);
+    }).then((j) => JSON.parse(JSON.stringify(j)));
+  const ledger = new CounterLedger();
+  const total = async (answers) => {
+    const text = await aggregateAppMetrics(ledger.account(answers), () => false).metrics();
+    return [Number(/^hits_total (\S+)$/m.exec(text)?.[1]), Number(/^inflight (\S+)$/m.exec(text)?.[1])];
+  };
+  const answered = async (slot, pid, n) => ({ slot, pid, result: 'answered', registries: [await json(n)] });
+  assert.deepEqual(await total([await answered(0, 1, 5), await answered(1, 2, 7)]), [12, 12]);
+  assert.deepEqual(await total([await answered(0, 1, 6), { slot: 1, pid: 2, result: 'timeout', registries: [] }]), [13, 13], 'a silent worker counts with its last answer');
+  assert.deepEqual(await total([await answered(0, 1, 6), { slot: 1, pid: 2, result: 'exited', registries: [] }]), [13, 6], 'an exited worker: its counts stay, its gauge goes');
+  assert.deepEqual(await total([await answered(0, 1, 6), await answered(1, 3, 1)]), [14, 7], 'its replacement adds to them');
+  assert.deepEqual(await total([await answered(1, 3, 2)]), [15, 2], 'a worker gone between scrapes is retired too');
 });
