@@ -25,6 +25,8 @@ const START_OPTIONS = {
   grace: { type: 'string' },
   'reload-parallel': { type: 'string' },
   'reload-verify': { type: 'string' },
+  spares: { type: 'string' },
+  'no-compile-cache': { type: 'boolean' },
   cwd: { type: 'string' },
   watchdog: { type: 'string' },
   'max-memory': { type: 'string' },
@@ -126,6 +128,8 @@ function parseStart(argv: string[]): Command {
   if (values['reload-parallel'] !== undefined) options.reloadParallel = parseInteger('--reload-parallel', values['reload-parallel'], 1, 'a positive integer');
   if (values['reload-verify'] !== undefined) options.reloadVerify = parseDuration('--reload-verify', values['reload-verify']);
   if (values.cwd !== undefined) options.cwd = values.cwd;
+  if (values.spares !== undefined) options.spares = parseInteger('--spares', values.spares, 0, 'an integer (0 or more)');
+  if (values['no-compile-cache']) options.compileCache = false;
   if (values.watchdog !== undefined) options.watchdog = parseDuration('--watchdog', values.watchdog);
   if (values['max-memory'] !== undefined) options.maxMemory = parseSize('--max-memory', values['max-memory']);
   if (values['max-requests'] !== undefined) options.maxRequests = parseInteger('--max-requests', values['max-requests'], 1, 'a positive integer');

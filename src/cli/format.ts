@@ -31,9 +31,9 @@ export function table(header: string[], rows: string[][], numeric: boolean[] = [
 export function formatStatus(s: ClusterStatus): string {
   const head =
     `${s.name}  ${s.state}  primary pid ${s.pid}  up ${formatDuration(s.uptimeMs)}  strategy ${s.strategy}  ` +
-    `workers ${s.totals.ready}/${s.desired} ready  generation ${s.generation}`;
+    `workers ${s.totals.ready}/${s.desired} ready${s.spares > 0 ? `  spares ${s.workers.filter((w) => w.state === 'spare').length}/${s.spares}` : ''}  generation ${s.generation}`;
   const rows = s.workers.map((w) => [
-    String(w.slot),
+    w.slot === null ? '-' : String(w.slot),
     String(w.pid),
     w.state,
     formatDuration(w.uptimeMs),
@@ -45,7 +45,9 @@ export function formatStatus(s: ClusterStatus): string {
   for (const w of s.waiting) {
     rows.push([String(w.slot), '-', `restart in ${formatDuration(w.restartInMs + 999)}`, '-', String(w.restarts), '-', '-', '-']);
   }
-  rows.sort((a, b) => Number(a[0]) - Number(b[0]));
+  // Spares (no slot) after the slots.
+  const order = (slot: string | undefined): number => (slot === '-' ? Infinity : Number(slot));
+  rows.sort((a, b) => order(a[0]) - order(b[0]));
   const body = table(['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'REQUESTS'], rows, [true, true, false, true, true, true, true, true]);
   const total = `total: ${s.totals.workers} workers, ${formatBytes(s.totals.rss)} RSS, ${s.totals.requests} requests, ${s.totals.restarts} restarts`;
   return `${head}\n${body}\n${total}`;

@@ -216,6 +216,8 @@ const CLI_LABELS: Record<string, string> = {
   maxRequestsJitter: '--max-requests-jitter',
   logFormat: '--log-format',
   force: '--force',
+  spares: '--spares',
+  compileCache: '--no-compile-cache',
   admin: '--admin',
   adminToken: '--admin-token',
   minReady: '--min-ready',

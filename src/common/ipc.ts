@@ -34,6 +34,8 @@ export type WorkerToPrimary =
   | { corral: 1; type: 'broadcast'; payload: unknown }
   /** The worker began draining on its own: it received SIGTERM/SIGINT directly (systemd's control-group kill, `kill <pid>`). */
   | { corral: 1; type: 'draining'; signal: string }
+  /** A spare booted: its first listen() (or ready()) is held until it is promoted. */
+  | { corral: 1; type: 'held' }
   | AppMetricsReply;
 
 /**
@@ -55,10 +57,12 @@ export type PrimaryToWorker =
   | { corral: 1; type: 'reply'; id: number; ok: true; result: unknown }
   | { corral: 1; type: 'reply'; id: number; ok: false; error: ErrorBody }
   | { corral: 1; type: 'message'; payload: unknown; from: number | 'primary' }
-  | { corral: 1; type: 'collect-metrics'; id: number };
+  | { corral: 1; type: 'collect-metrics'; id: number }
+  /** A spare takes `slot`: perform the held listens. */
+  | { corral: 1; type: 'promote'; slot: number; workers: number };
 
-const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics']);
-const PRIMARY_TYPES = new Set(['drain', 'reply', 'message', 'collect-metrics']);
+const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics', 'held']);
+const PRIMARY_TYPES = new Set(['drain', 'reply', 'message', 'collect-metrics', 'promote']);
 
 export function isWorkerMessage(value: unknown): value is WorkerToPrimary {
   if (typeof value !== 'object' || value === null) return false;
@@ -88,6 +92,8 @@ export const ENV = {
   /** For a drain the worker starts itself (a signal it received): how long the primary will wait. */
   graceMs: 'CORRAL_GRACE_MS',
   idleCloseMs: 'CORRAL_IDLE_CLOSE_MS',
+  /** "1" in a warm spare until it is promoted. */
+  spare: 'CORRAL_SPARE',
 } as const;
 
 /** Payloads cross as JSON; refuse what would not survive or is too large, with the reason. */

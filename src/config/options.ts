@@ -38,6 +38,10 @@ export interface StartOptions {
   control?: boolean;
   /** Allow a worker count above WORKERS_PER_CPU_LIMIT × the usable CPUs. */
   force?: boolean;
+  /** Warm spares: booted workers whose listen() waits until a slot needs them (default 0). */
+  spares?: number;
+  /** Share compiled code between the workers (Node >= 22.1; default true). */
+  compileCache?: boolean;
   /**
    * Handlers for `worker.request(name)`, registered before any worker boots
    * (workers that ask at boot need not wait for `await start()`).
@@ -82,6 +86,8 @@ export interface ResolvedOptions {
   control: boolean;
   /** Largest worker count accepted without force (here and for scale()). */
   maxWorkers: number;
+  spares: number;
+  compileCache: boolean;
   onRequest: Record<string, RequestHandler>;
   admin: AdminOptions | undefined;
 }
@@ -195,6 +201,10 @@ export function resolveOptions(input: StartOptions, label: (key: string) => stri
   if (workers !== 'auto' && workers > maxWorkers) {
     throw new UsageError(`${label('workers')} ${workers} is more than ${maxWorkers} (${WORKERS_PER_CPU_LIMIT} per usable CPU, ${cpus} usable); use ${label('force')} to run that many anyway`);
   }
+  const spares = integer(label('spares'), input.spares ?? 0, 0, 'an integer (0 or more)');
+  if ((workers === 'auto' ? cpus : workers) + spares > maxWorkers) {
+    throw new UsageError(`${label('spares')} ${spares} with ${workers === 'auto' ? cpus : workers} workers is more than ${maxWorkers} processes (${WORKERS_PER_CPU_LIMIT} per usable CPU); use fewer or ${label('force')}`);
+  }
   const maxMemory = optionalInteger(label('maxMemory'), input.maxMemory, 1, 'a positive size');
   const maxRequests = optionalInteger(label('maxRequests'), input.maxRequests, 1, 'a positive integer');
   return {
@@ -219,6 +229,8 @@ export function resolveOptions(input: StartOptions, label: (key: string) => stri
     home: input.home ?? defaultHome(),
     control: input.control ?? true,
     maxWorkers,
+    spares,
+    compileCache: input.compileCache ?? true,
     onRequest: checkHandlers(label('onRequest'), input.onRequest),
     admin: resolveAdmin(input, label),
   };

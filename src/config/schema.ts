@@ -28,6 +28,8 @@ export const AppSchema = v.strictObject({
   grace: v.optional(duration),
   reloadParallel: v.optional(positiveInt('expected a positive integer')),
   reloadVerify: v.optional(duration),
+  spares: v.optional(nonNegativeInt('expected an integer (0 or more)')),
+  compileCache: v.optional(v.boolean('expected true or false')),
   watchdog: v.optional(duration),
   maxMemory: v.optional(size),
   maxRequests: v.optional(positiveInt('expected a positive integer')),

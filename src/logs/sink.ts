@@ -1,6 +1,9 @@
 import { styleText } from 'node:util';
 
-export type LogLevel = 'info' | 'warn' | 'error';
+/** 'debug' lines are printed only with CORRAL_DEBUG=1. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+const SHOW_DEBUG = process.env.CORRAL_DEBUG === '1';
 
 export interface LogRecord {
   time: Date;
@@ -136,6 +139,7 @@ abstract class StreamSink implements LogSink {
   protected abstract format(record: LogRecord, tty: boolean): string;
 
   write(record: LogRecord): boolean {
+    if (record.level === 'debug' && !SHOW_DEBUG) return true;
     const dest = record.level === 'info' && record.source === 'worker' ? this.#out : this.#err;
     return dest.write(this.format(record, dest.out.isTTY === true));
   }
@@ -175,12 +179,14 @@ export class TextSink extends StreamSink {
   protected format(record: LogRecord, tty: boolean): string {
     if (record.source === 'corral') {
       const tag = `[corral ${this.name}]`;
-      const colored = tty ? styleText(record.level === 'info' ? 'cyan' : record.level === 'warn' ? 'yellow' : 'red', tag) : tag;
+      const color = record.level === 'error' ? 'red' : record.level === 'warn' ? 'yellow' : record.level === 'debug' ? 'gray' : 'cyan';
+      const colored = tty ? styleText(color, tag) : tag;
       // A stack trace keeps the tag on every line, so no line of it reads as a worker's.
       return record.msg.split('\n').map((line) => `${colored} ${line}\n`).join('');
     }
     if (!this.prefix) return `${record.msg}\n`;
-    return `[${this.name} ${record.worker ?? '-'} ${record.pid ?? '-'}] ${record.msg}\n`;
+    const slot = record.worker === undefined ? '-' : record.worker < 0 ? 'spare' : record.worker;
+    return `[${this.name} ${slot} ${record.pid ?? '-'}] ${record.msg}\n`;
   }
 }
 
@@ -200,7 +206,8 @@ export class JsonSink extends StreamSink {
       level: record.level,
       source: record.source,
       app: this.name,
-      worker: record.worker ?? null,
+      worker: record.worker === undefined || record.worker < 0 ? null : record.worker,
+      ...(record.worker !== undefined && record.worker < 0 ? { spare: true } : {}),
       pid: record.pid ?? null,
       msg: record.msg,
     });

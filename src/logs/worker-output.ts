@@ -24,7 +24,7 @@ export class WorkerOutput {
 
   constructor(
     private readonly sink: LogSink,
-    private readonly slot: number,
+    private slot: number,
     private readonly pid: number,
     streams: { stdout: Readable | null; stderr: Readable | null },
     holdMs: number,
@@ -32,6 +32,11 @@ export class WorkerOutput {
     this.#holdTimer = setTimeout(() => this.release(), holdMs);
     this.#holdTimer.unref();
     this.closed = Promise.all([this.#pipe(streams.stdout, 'info'), this.#pipe(streams.stderr, 'error')]).then(() => {});
+  }
+
+  /** A promoted spare's lines carry its new slot. */
+  assignSlot(slot: number): void {
+    this.slot = slot;
   }
 
   /** Print what was held and pass every later line straight through. */

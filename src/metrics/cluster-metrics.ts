@@ -8,7 +8,7 @@ export interface ClusterSource {
   on(event: 'reload:done' | 'reload:failed', listener: () => void): unknown;
 }
 
-const WORKER_STATES = ['starting', 'ready', 'draining'] as const;
+const WORKER_STATES = ['starting', 'spare', 'ready', 'draining'] as const;
 const POLL_RESULTS: readonly PollResult[] = ['answered', 'absent', 'error', 'timeout', 'exited'];
 
 /**
@@ -81,17 +81,17 @@ export class ClusterMetrics {
     g.generation!.set(status.generation);
     g.uptime!.set(status.uptimeMs / 1000);
     for (const w of status.workers) {
-      g.info!.set({ slot: w.slot, pid: w.pid ?? '', state: w.state, generation: w.generation }, 1);
+      g.info!.set({ slot: w.slot ?? 'spare', pid: w.pid ?? '', state: w.state, generation: w.generation }, 1);
     }
     for (const w of servingPerSlot(status.workers)) this.#updateWorker(w);
     const restarts = new Map<number, WorkerStatus['restartReasons']>();
-    for (const r of [...status.workers, ...status.waiting]) restarts.set(r.slot, r.restartReasons);
+    for (const r of [...status.workers, ...status.waiting]) if (r.slot !== null) restarts.set(r.slot, r.restartReasons);
     for (const [slot, reasons] of restarts) {
       for (const [reason, n] of Object.entries(reasons)) this.#c.restarts!.inc({ slot, reason }, n ?? 0);
     }
   }
 
-  #updateWorker(w: WorkerStatus): void {
+  #updateWorker(w: WorkerStatus & { slot: number }): void {
     const g = this.#g;
     const slot = w.slot;
     g.uptimeWorker!.set({ slot }, w.uptimeMs / 1000);
@@ -115,6 +115,10 @@ export class ClusterMetrics {
   }
 }
 
+function hasSlot(w: WorkerStatus): w is WorkerStatus & { slot: number } {
+  return w.slot !== null;
+}
+
 function ms(value: number | null): number | null {
   return value === null ? null : value / 1000;
 }
@@ -127,9 +131,11 @@ function setIf(g: Gauge, labels: Record<string, string | number>, value: number 
  * One worker per slot for the per-slot series: during a reload a slot has
  * an old and a new worker; the newest ready one serves it, else the newest.
  */
-export function servingPerSlot(workers: readonly WorkerStatus[]): WorkerStatus[] {
-  const bySlot = new Map<number, WorkerStatus>();
+export function servingPerSlot(workers: readonly WorkerStatus[]): Array<WorkerStatus & { slot: number }> {
+  const bySlot = new Map<number, WorkerStatus & { slot: number }>();
   for (const w of workers) {
+    // A spare serves no slot: it is counted in corral_workers{state="spare"} only.
+    if (!hasSlot(w)) continue;
     const current = bySlot.get(w.slot);
     if (!current || w.state === 'ready' || current.state !== 'ready') bySlot.set(w.slot, w);
   }

@@ -11,6 +11,8 @@ export type SupervisorEvent =
   | { type: 'worker-spawn-failed'; worker: WorkerHandle; error: Error }
   | { type: 'timer'; kind: TimerKind; worker: WorkerHandle }
   | { type: 'respawn-due' }
+  /** Nothing changed outside, but the desired state did: look again (e.g. spares may boot now). */
+  | { type: 'reconcile' }
   | { type: 'reload'; reply: Deferred<void> }
   | { type: 'scale'; to: number; force: boolean; reply: Deferred<number> }
   | { type: 'stop'; force: boolean };

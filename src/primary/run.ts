@@ -1,6 +1,8 @@
 import type { AdminServer } from '../admin/server.js';
 import type { AdminOptions, ResolvedOptions } from '../config/options.js';
 import { ControlServer } from '../control/server.js';
+import { ensurePrivateHome } from '../control/paths.js';
+import { compileCacheFor, prepareCompileCache } from './compile-cache.js';
 import { runCommand } from '../control/commands.js';
 import { JsonSink, TextSink, corralRecord, type LogSink } from '../logs/sink.js';
 import { chooseStrategy, reusePortCaveat } from './balancing.js';
@@ -46,6 +48,23 @@ export interface RunOptions {
   handleSignals?: boolean;
 }
 
+/** The workers' shared compile cache, or why there is none (said once, at debug level). */
+function setUpCompileCache(options: ResolvedOptions, sink: LogSink): { dir: string | undefined } {
+  const cache = compileCacheFor({ enabled: options.compileCache, home: options.home, name: options.name, env: options.env });
+  if ('off' in cache) {
+    sink.write(corralRecord('debug', `compile cache off: ${cache.off}`));
+    return { dir: undefined };
+  }
+  try {
+    ensurePrivateHome(options.home);
+    prepareCompileCache(cache.dir);
+    return { dir: cache.dir };
+  } catch (err) {
+    sink.write(corralRecord('warn', `compile cache off: cannot use ${cache.dir} (${(err as Error).message})`));
+    return { dir: undefined };
+  }
+}
+
 /** Workers booting at once: booting is CPU-bound, more than two per CPU only slows them all. */
 function spawnBatch(): number {
   return Math.max(4, 2 * usableCpus());
@@ -59,6 +78,7 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
   const choice = chooseStrategy(options.strategy);
   const execArgv = typeScriptExecArgv(options.script, options.cwd);
   const sink = makeSink(options);
+  const cache = setUpCompileCache(options, sink);
   const supervisor = new Supervisor(
     {
       name: options.name,
@@ -77,8 +97,10 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
       idleCloseMs: IDLE_CLOSE_MS,
       maxWorkers: options.maxWorkers,
       spawnBatch: spawnBatch(),
+      spares: options.spares,
+      compileCache: cache.dir,
     },
-    new ClusterSpawner(options, sink, choice.balancer, { graceMs: options.grace, idleCloseMs: IDLE_CLOSE_MS }, execArgv),
+    new ClusterSpawner(options, sink, choice.balancer, { graceMs: options.grace, idleCloseMs: IDLE_CLOSE_MS }, execArgv, cache.dir),
     sink,
   );
   for (const [name, handler] of Object.entries(options.onRequest)) supervisor.onRequest(name, handler);

@@ -17,6 +17,8 @@ export interface SpawnedProcess {
   kill(signal: NodeJS.Signals): void;
   /** Print output held back while the worker booted. */
   releaseOutput(): void;
+  /** A spare was promoted: its log lines carry this slot from now on. */
+  assignSlot(slot: number): void;
   /** Take held boot output without printing it. */
   takeHeldOutput(): LogRecord[];
   recentErrors(): string[];
@@ -55,6 +57,8 @@ export interface SpawnRequest {
   requestLimit?: number | undefined;
   /** What to run; the spawner falls back to the configured paths if this release is gone. */
   release?: Release | undefined;
+  /** Boot as a warm spare: listen() calls are held until the primary promotes it. */
+  spare?: boolean;
 }
 
 export interface Spawner {
@@ -120,10 +124,12 @@ export class ClusterSpawner implements Spawner {
   readonly #settings: ClusterSettings;
   readonly #drain: DrainTimes;
   readonly #warnedGone = new Set<string>();
+  readonly #compileCache: string | undefined;
 
-  constructor(options: ResolvedOptions, sink: LogSink, balancer: Balancer, drain: DrainTimes, extraExecArgv: string[] = []) {
+  constructor(options: ResolvedOptions, sink: LogSink, balancer: Balancer, drain: DrainTimes, extraExecArgv: string[] = [], compileCache?: string) {
     this.#options = options;
     this.#drain = drain;
+    this.#compileCache = compileCache;
     this.#sink = sink;
     this.#balancer = balancer;
     // node:cluster freezes the policy at the first setupPrimary(): one strategy per process.
@@ -163,7 +169,7 @@ export class ClusterSpawner implements Spawner {
     const env: Record<string, string> = {
       ...this.#options.env,
       ...this.#balancer.workerEnv,
-      [ENV.workerId]: String(request.slot),
+      [ENV.workerId]: request.spare ? '' : String(request.slot),
       [ENV.workers]: String(request.workers),
       [ENV.name]: this.#options.name,
       [ENV.graceMs]: String(this.#drain.graceMs),
@@ -171,6 +177,8 @@ export class ClusterSpawner implements Spawner {
     };
     if (this.#options.port !== undefined) env.PORT = String(this.#options.port);
     if (request.requestLimit !== undefined) env[ENV.requestLimit] = String(request.requestLimit);
+    if (request.spare) env[ENV.spare] = '1';
+    if (this.#compileCache) env.NODE_COMPILE_CACHE = this.#compileCache;
     const where = this.#where(request.release);
     const settings = { ...this.#settings, ...where };
     let worker: Worker;
@@ -196,6 +204,7 @@ export class ClusterSpawner implements Spawner {
       send: (message) => sendTo(worker, message),
       kill: (signal) => void signalProcess(pid, signal),
       releaseOutput: () => output.release(),
+      assignSlot: (slot) => output.assignSlot(slot),
       takeHeldOutput: () => output.takeHeld(),
       recentErrors: () => output.recentErrors(),
     };
@@ -214,6 +223,7 @@ function failedProcess(err: Error | null, cwd: string | undefined, events: Spawn
     send: () => {},
     kill: () => {},
     releaseOutput: () => {},
+    assignSlot: () => {},
     takeHeldOutput: () => [],
     recentErrors: () => [],
   };

@@ -3,7 +3,8 @@ import type { RestartReason, WorkerHandle, WorkerState } from './worker.js';
 
 /** The stable shape of `corral status --json` (documented in the README). */
 export interface WorkerStatus {
-  slot: number;
+  /** null for a warm spare not yet promoted. */
+  slot: number | null;
   /** null only for a worker whose process could not be created (it leaves the table at once). */
   pid: number | null;
   state: WorkerState;
@@ -54,6 +55,10 @@ export interface ClusterStatus {
   userErrors: number;
   /** Reloads that completed and that were refused, and why the last one was. */
   reloads: { succeeded: number; failed: number; lastError: string | null };
+  /** Warm spares wanted (--spares); those that exist are rows with state "spare" and slot null. */
+  spares: number;
+  /** Where the workers share compiled code, or null (off, or Node < 22.1). */
+  compileCache: string | null;
 }
 
 /** What the supervisor hands over to build a status snapshot. */
@@ -74,12 +79,16 @@ export interface StatusSource {
   logLinesDropped: number;
   userErrors: number;
   reloads: ClusterStatus['reloads'];
+  spares: number;
+  compileCache: string | null;
 }
 
 /** The status view: a plain, JSON-ready snapshot of the table. */
 export function buildStatus(src: StatusSource): ClusterStatus {
   const { now } = src;
-  const workers = [...src.workers].sort((a, b) => a.slot - b.slot || a.id - b.id).map((w) => workerStatus(w, src.slots.get(w.slot), now));
+  // Spares (slot -1) after the slots.
+  const order = (w: WorkerHandle): number => (w.isSpare ? Number.MAX_SAFE_INTEGER : w.slot);
+  const workers = [...src.workers].sort((a, b) => order(a) - order(b) || a.id - b.id).map((w) => workerStatus(w, src.slots.get(w.slot), now));
   const waiting = src.emptySlots.map((slot) => {
     const rec = src.slots.get(slot);
     return { slot, restartInMs: Math.max(0, rec.respawnAt - now), restarts: rec.restarts, restartReasons: { ...rec.reasons } };
@@ -106,13 +115,15 @@ export function buildStatus(src: StatusSource): ClusterStatus {
     logLinesDropped: src.logLinesDropped,
     userErrors: src.userErrors,
     reloads: src.reloads,
+    spares: src.spares,
+    compileCache: src.compileCache,
   };
 }
 
 function workerStatus(w: WorkerHandle, slot: SlotRecord, now: number): WorkerStatus {
   const stats = w.stats;
   return {
-    slot: w.slot,
+    slot: w.isSpare ? null : w.slot,
     pid: w.pid ?? null,
     state: w.state,
     generation: w.generation,

@@ -11,11 +11,12 @@ import { judgeHeartbeat, silentFor } from './health.js';
 import { Messenger, type RequestHandler } from './messaging.js';
 import { ListenerBus, UserErrors } from './user-errors.js';
 import { SlotTable } from './slots.js';
+import { sparePool } from './spares.js';
 import { CANARY_HEARTBEAT_SLACK_MS, Rollout } from './rollout.js';
 import type { Release, Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
 import { ReloadQueue, ScaleWaiters } from './waiters.js';
-import { WorkerHandle, type EndReason, type TimerKind } from './worker.js';
+import { SPARE_SLOT, WorkerHandle, type EndReason, type TimerKind } from './worker.js';
 
 export type { ClusterEvents, SupervisorEvent } from './events.js';
 export type { RequestHandler } from './messaging.js';
@@ -45,6 +46,10 @@ export interface SupervisorConfig {
   maxWorkers?: number;
   /** At most this many workers boot at once; the rest wait for them. */
   spawnBatch?: number;
+  /** Warm spares kept booted with their listens held, promoted when a slot needs a worker. */
+  spares?: number;
+  /** The workers' shared compile cache directory, for status. */
+  compileCache?: string | undefined;
 }
 
 type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -81,6 +86,8 @@ export class Supervisor {
   #phase: Phase = 'idle';
   #startedAt = 0;
   #everReady = false;
+  /** Every slot has had a ready worker once: spares may boot now without slowing the start. */
+  #startedOnce = false;
   #exitCode = 0;
   #respawnTimer: { at: number; timer: Timer } | null = null;
 
@@ -214,6 +221,8 @@ export class Supervisor {
       logLinesDropped: this.#sink.dropped ?? 0,
       userErrors: this.#userErrors.total,
       reloads: { ...this.#reloadCounts },
+      spares: this.#config.spares ?? 0,
+      compileCache: this.#config.compileCache ?? null,
     });
   }
 
@@ -252,6 +261,8 @@ export class Supervisor {
       case 'respawn-due':
         this.#respawnTimer = null;
         return;
+      case 'reconcile':
+        return;
       case 'reload':
         return this.#onReload(event.reply);
       case 'scale':
@@ -274,6 +285,8 @@ export class Supervisor {
   }
 
   #onMessage(w: WorkerHandle, message: WorkerToPrimary): void {
+    // An unpromoted spare's runtime holds its listens; any sign of life from it means it has booted.
+    if (w.isSpare && (message.type === 'listening' || message.type === 'ready')) return this.#onSpareBooted(w);
     switch (message.type) {
       case 'listening':
         w.noteAddress(message.address);
@@ -292,9 +305,31 @@ export class Supervisor {
         return;
       case 'draining':
         return this.#onSelfDrain(w, message.signal);
+      case 'held':
+        return this.#onSpareBooted(w);
       case 'metrics':
         return this.#metricsPoll.receive(w, message);
     }
+  }
+
+  /** A spare's app has booted and made its first listen() (held) or ready() call. */
+  #onSpareBooted(w: WorkerHandle): void {
+    if (w.state !== 'starting' || !w.isSpare) return;
+    const now = this.#clock.now();
+    w.proc.releaseOutput();
+    w.transition('spare', now);
+    this.#armWatchdog(w);
+    this.#log('info', `${w.label} booted in ${now - w.spawnedAt} ms; its listen() waits until a slot needs it`);
+  }
+
+  /** A booted spare takes a slot: its held listens happen now. */
+  #promote(w: WorkerHandle, slot: number): WorkerHandle {
+    w.promoteTo(slot, this.#clock.now());
+    w.proc.assignSlot(slot);
+    w.proc.send({ corral: 1, type: 'promote', slot, workers: this.#desired });
+    this.#arm(w, 'boot', this.#config.bootTimeout);
+    this.#log('info', `spare (pid ${w.pid}) promoted to worker ${slot}`);
+    return w;
   }
 
   /**
@@ -322,13 +357,14 @@ export class Supervisor {
       this.#log('info', `${w.label} is the canary of generation ${w.generation}: it serves beside the old worker for ${rollout.verifyMs} ms`);
       this.#arm(w, 'verify', rollout.verifyMs);
     }
-    this.#log('info', `${w.label} ready in ${now - w.spawnedAt} ms${w.address ? ` on ${w.address}` : ''}`);
+    const since = w.promotedAt !== undefined ? `${now - w.promotedAt} ms after its promotion (a warm spare)` : `${now - w.spawnedAt} ms`;
+    this.#log('info', `${w.label} ready in ${since}${w.address ? ` on ${w.address}` : ''}`);
     this.#events.emit('worker:ready', { slot: w.slot, pid: w.pid, generation: w.generation });
   }
 
   #onHeartbeat(w: WorkerHandle, stats: WorkerStats): void {
     w.recordHeartbeat(stats, this.#clock.now());
-    if (w.state !== 'ready') return;
+    if (w.state !== 'ready' && w.state !== 'spare') return;
     this.#armWatchdog(w);
     if (w.replaceReason) return;
     const recycle = judgeHeartbeat(w, stats, { maxMemory: this.#config.maxMemory, memoryBeats: this.#config.memoryBeats ?? 3 });
@@ -382,7 +418,7 @@ export class Supervisor {
   }
 
   #judgeWatchdog(w: WorkerHandle): void {
-    if (w.state !== 'ready' || this.#config.watchdog <= 0) return;
+    if ((w.state !== 'ready' && w.state !== 'spare') || this.#config.watchdog <= 0) return;
     const silent = silentFor(w, this.#clock.now());
     if (silent < this.#config.watchdog) return this.#arm(w, 'watchdog', this.#config.watchdog - silent);
     this.#log('error', `${w.label} unresponsive for ${silent} ms (no heartbeat); killing it`);
@@ -414,9 +450,10 @@ export class Supervisor {
     if (was === 'exited') return;
     w.transition('exited', this.#clock.now());
     this.#metricsPoll.forget(w);
-    if ((was === 'starting' || was === 'ready') && this.#reloads.running?.target === w.generation) this.#onRefusedRelease(w, was);
+    if ((was === 'starting' || was === 'ready' || was === 'spare') && this.#reloads.running?.target === w.generation) this.#onRefusedRelease(w, was === 'spare' ? 'ready' : was);
     else if (was === 'starting') this.#onFailedStart(w);
     else if (was === 'ready') this.#onCrash(w);
+    else if (was === 'spare') this.#onSpareCrash(w);
     else this.#log('info', `${w.label} stopped${w.killed ? ` (killed, ${describeExit(w.exit)})` : ''}`);
     this.#events.emit('worker:exit', { slot: w.slot, pid: w.pid, code, signal, reason: w.endReason ?? (was === 'starting' ? 'boot-failure' : 'crash') });
     this.#reapIfGone(w);
@@ -454,7 +491,8 @@ export class Supervisor {
 
   #countFailedStart(w: WorkerHandle, reason: string): void {
     this.#slots.failedStart(w.slot, this.#clock.now());
-    this.#slots.countRestart(w.slot, 'boot-failure');
+    // A spare that fails to boot backs off like a slot, but no slot lost a worker.
+    if (!w.isSpare) this.#slots.countRestart(w.slot, 'boot-failure');
     if (this.#scaleFrom !== null && w.slot >= this.#scaleFrom) return this.#failScale(w.slot, reason);
     const fatal = this.#boot.crashLoop(this.#everReady, w.exit, this.#config.script);
     if (fatal) this.#fatal(fatal);
@@ -470,6 +508,13 @@ export class Supervisor {
     }
     const when = delay === 0 ? 'now' : `in ${delay} ms`;
     this.#log('warn', `${w.label} ${describeExit(w.exit)}; restarting ${when} (restart ${this.#slots.get(w.slot).restarts} of this slot)`);
+  }
+
+  /** A booted spare died: nothing served by it, a new one boots (with the spares' own back-off). */
+  #onSpareCrash(w: WorkerHandle): void {
+    const now = this.#clock.now();
+    const delay = this.#slots.crashed(SPARE_SLOT, now, now - w.spawnedAt);
+    this.#log('warn', `${w.label} ${describeExit(w.exit)}; ${this.#phase === 'running' ? `another spare boots ${delay === 0 ? 'now' : `in ${delay} ms`}` : 'not replaced (stopping)'}`);
   }
 
   #reapIfGone(w: WorkerHandle): void {
@@ -593,13 +638,19 @@ export class Supervisor {
 
   #reconcile(): void {
     if (this.#phase === 'stopping') {
-      for (const w of this.#liveWorkers()) this.#retire(w, 'stop');
+      for (const w of this.#inService()) this.#retire(w, 'stop');
       if (this.#workers.size === 0) this.#finishStop();
       return;
     }
     if (this.#phase !== 'running') return;
     const rollout = this.#reloads.running;
+    const spares = sparePool(this.#workers.values(), this.#generation);
+    for (const w of spares.retire) this.#retire(w, w.replaceReason ?? 'reload');
+    // Before the slots: a reload's replacements should be this generation's spares.
+    this.#topUpSpares(spares);
     let replacing = this.#replacementsInFlight();
+    // Until a reload has its canary, one replacement at most is under way (a spare it waits for included).
+    let canaryPending = false;
     for (const slot of this.#slotsBelowDesired()) {
       const live = this.#liveIn(slot);
       const fresh = live.filter((w) => !this.#isStale(w));
@@ -613,17 +664,50 @@ export class Supervisor {
       } else if (fresh.length === 0) {
         const oldServing = stale.some((w) => w.state === 'ready');
         for (const w of stale) if (w.state === 'starting') this.#endStarting(w, 'reload');
-        if (!oldServing) this.#trySpawn(slot);
-        else if (replacing < this.#config.reloadParallel && (!rollout || rollout.mayStartReplacement())) {
-          const w = this.#trySpawn(slot);
-          if (w) {
-            replacing += 1;
-            rollout?.noteReplacement(w);
-          }
+        if (!oldServing) this.#fill(slot, spares);
+        else if (replacing < this.#config.reloadParallel && !canaryPending && (!rollout || rollout.mayStartReplacement())) {
+          const w = this.#fill(slot, spares);
+          if (w === 'waiting') canaryPending = rollout !== null && !rollout.verified;
+          if (w !== null) replacing += 1;
+          if (w instanceof WorkerHandle) rollout?.noteReplacement(w);
         }
       }
     }
     for (const w of this.#liveWorkers()) if (w.slot >= this.#desired) this.#retire(w, 'scale');
+    // And after: a promoted spare is replaced by one booting behind it.
+    this.#topUpSpares(spares);
+  }
+
+  /** Boot spares until `--spares` of them are booted or booting (not counting those promised to a slot). */
+  #topUpSpares(spares: { ready: WorkerHandle[]; booting: number }): void {
+    while (spares.ready.length + spares.booting < this.#sparesWanted()) {
+      if (!this.#trySpawn(SPARE_SLOT)) return;
+      spares.booting += 1;
+    }
+  }
+
+  /**
+   * Give a slot a worker: promote a booted spare, or wait for one that is
+   * booting (it started earlier than a new worker would), or fork one.
+   */
+  #fill(slot: number, spares: { ready: WorkerHandle[]; booting: number }): WorkerHandle | 'waiting' | null {
+    const spare = spares.ready.shift();
+    if (spare) return this.#promote(spare, slot);
+    if (spares.booting > 0) {
+      spares.booting -= 1;
+      return 'waiting';
+    }
+    return this.#trySpawn(slot);
+  }
+
+  /** Spares wanted now: none before the start is done (they would slow it) or while stopping. */
+  #sparesWanted(): number {
+    return this.#phase === 'running' && (this.#startedOnce || this.#reloads.running !== null) ? (this.#config.spares ?? 0) : 0;
+  }
+
+  /** Workers a stop must take out: serving, booting, or waiting as spares. */
+  #inService(): WorkerHandle[] {
+    return [...this.#workers.values()].filter((w) => w.live || w.state === 'spare');
   }
 
   /** Take a worker out of service: drain it if it serves, end it at once if it is still starting. */
@@ -691,7 +775,7 @@ export class Supervisor {
     const requestLimit = this.#requestLimit();
     const release = this.#releases.get(this.#generation);
     const proc = this.#spawner.spawn(
-      { slot, workers: this.#desired, requestLimit, release },
+      { slot, workers: this.#desired, requestLimit, release, spare: slot === SPARE_SLOT },
       {
         message: (message) => handle && this.#enqueue({ type: 'worker-message', worker: handle, message }),
         exit: (code, signal) => handle && this.#enqueue({ type: 'worker-exit', worker: handle, code, signal }),
@@ -699,7 +783,7 @@ export class Supervisor {
         spawnError: (error) => handle && this.#enqueue({ type: 'worker-spawn-failed', worker: handle, error }),
       },
     );
-    handle = new WorkerHandle(id, slot, this.#generation, proc, this.#clock.now(), requestLimit);
+    handle = new WorkerHandle(id, slot, this.#generation, proc, this.#clock.now(), slot === SPARE_SLOT ? undefined : requestLimit);
     this.#workers.set(id, handle);
     this.#arm(handle, 'boot', this.#config.bootTimeout);
     return handle;
@@ -712,7 +796,7 @@ export class Supervisor {
   }
 
   #drainWorker(w: WorkerHandle, reason: EndReason): void {
-    if (!w.live) return;
+    if (!w.live && w.state !== 'spare') return;
     const serving = w.state === 'ready';
     w.transition('draining', this.#clock.now());
     w.endBecause(reason);
@@ -733,6 +817,11 @@ export class Supervisor {
   #settle(): void {
     if (this.#phase !== 'running' || !this.#allSlotsServedFresh()) return;
     this.#started.resolve();
+    if (!this.#startedOnce) {
+      this.#startedOnce = true;
+      // The start is done: the spares may boot now.
+      if ((this.#config.spares ?? 0) > 0) this.#enqueue({ type: 'reconcile' });
+    }
     const rollout = this.#reloads.running;
     if (rollout && !this.#liveWorkers().some((w) => this.#isStale(w))) {
       this.#reloads.succeed();

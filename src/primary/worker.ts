@@ -2,7 +2,15 @@ import type { WorkerStats } from '../common/ipc.js';
 import type { SpawnedProcess } from './spawn.js';
 import type { Clock, Timer } from './clock.js';
 
-export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
+/**
+ * starting -> ready -> draining -> exited. A warm spare boots with no slot:
+ * starting -> spare (booted, its listens held), then promoted: spare ->
+ * starting (in a slot, listening) -> ready.
+ */
+export type WorkerState = 'starting' | 'spare' | 'ready' | 'draining' | 'exited';
+
+/** The slot of a warm spare until it is promoted. */
+export const SPARE_SLOT = -1;
 
 /** Why a worker was replaced or stopped; counted per slot and shown by `status`. */
 export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | 'max-requests' | 'signal' | 'reload' | 'scale';
@@ -13,7 +21,8 @@ export type EndReason = RestartReason | 'stop';
 export type TimerKind = 'boot' | 'grace' | 'kill' | 'watchdog' | 'verify';
 
 const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
-  starting: ['ready', 'draining', 'exited'],
+  starting: ['ready', 'spare', 'draining', 'exited'],
+  spare: ['starting', 'draining', 'exited'],
   ready: ['draining', 'exited'],
   draining: ['exited'],
   exited: [],
@@ -44,16 +53,35 @@ export class WorkerHandle {
   #cpuPercent = 0;
   #overMemoryBeats = 0;
   #address: string | undefined;
+  #slot: number;
+  #promotedAt: number | undefined;
 
   constructor(
     readonly id: number,
-    readonly slot: number,
+    slot: number,
     readonly generation: number,
     readonly proc: SpawnedProcess,
     readonly spawnedAt: number,
     /** Requests after which this worker is recycled (max-requests + its own jitter). */
     readonly requestLimit: number | undefined,
-  ) {}
+  ) {
+    this.#slot = slot;
+  }
+
+  /** Its slot, 0..desired-1; SPARE_SLOT for a spare not yet promoted. */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** Booted (or booting) as a warm spare and not promoted yet. */
+  get isSpare(): boolean {
+    return this.#slot === SPARE_SLOT;
+  }
+
+  /** When it was promoted, if it began as a spare. */
+  get promotedAt(): number | undefined {
+    return this.#promotedAt;
+  }
 
   get state(): WorkerState {
     return this.#state;
@@ -64,9 +92,17 @@ export class WorkerHandle {
     return this.proc.pid;
   }
 
-  /** "worker 2 (pid 4711)", how the log names it. */
+  /** "worker 2 (pid 4711)", or "spare (pid 4711)", how the log names it. */
   get label(): string {
-    return `worker ${this.slot} (pid ${this.pid ?? 'none'})`;
+    return `${this.isSpare ? 'spare' : `worker ${this.#slot}`} (pid ${this.pid ?? 'none'})`;
+  }
+
+  /** A spare takes a slot: it is starting again until its held listens are done. */
+  promoteTo(slot: number, now: number): void {
+    if (this.#state !== 'spare') throw new Error(`worker ${this.id}: only a spare can be promoted (it is ${this.#state})`);
+    this.transition('starting', now);
+    this.#slot = slot;
+    this.#promotedAt = now;
   }
 
   /** Serving or about to: counts toward the slot being filled. */

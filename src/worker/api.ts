@@ -19,17 +19,28 @@ export type MessageListener = (payload: unknown, from: number | 'primary') => vo
 export const worker = {
   /** True when this process is a worker run by corral. */
   isPrimaryManaged: managed,
-  /** This worker's stable slot, 0..count-1 (0 outside corral). */
-  id: managed ? Number(process.env[ENV.workerId]) : 0,
-  /** How many workers the cluster had when this one started (1 outside corral). */
-  count: managed ? Number(process.env[ENV.workers]) : 1,
+  /**
+   * This worker's stable slot, 0..count-1 (0 outside corral). A warm spare
+   * has none until it is promoted (NaN); read it when you need it.
+   */
+  get id(): number {
+    return managed ? Number(process.env[ENV.workerId] || Number.NaN) : 0;
+  },
+  /** How many workers the cluster had when this one started or was promoted (1 outside corral). */
+  get count(): number {
+    return managed ? Number(process.env[ENV.workers]) : 1;
+  },
+  /** A warm spare: booted, its listen() calls held until the primary promotes it (--spares). */
+  get isSpare(): boolean {
+    return managed && process.env[ENV.spare] === '1';
+  },
 
   /**
    * Tell the primary this worker can take work. Servers are ready when they
    * listen; scripts that never listen (queue consumers) call this instead.
    */
   ready(): void {
-    if (managed && process.connected) process.send?.({ corral: 1, type: 'ready' });
+    if (managed && process.connected) bridge?.ready();
   },
 
   /**

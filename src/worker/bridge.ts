@@ -33,7 +33,11 @@ export class WorkerBridge {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
 
-  constructor(private readonly send: (message: WorkerToPrimary) => void) {}
+  constructor(
+    private readonly send: (message: WorkerToPrimary) => void,
+    /** worker.ready(): the runtime reports it (or, in a spare, keeps it until promotion). */
+    readonly ready: () => void = () => send({ corral: 1, type: 'ready' }),
+  ) {}
 
   request(name: string, payload: unknown, timeoutMs: number): Promise<unknown> {
     checkPayload(payload);

@@ -13,6 +13,7 @@ import { signalProcess } from '../common/signal.js';
 import { WorkerBridge } from './bridge.js';
 import { collectAppMetrics } from './metrics.js';
 import { withReusePort } from './listen-args.js';
+import { ListenGate } from './listen-gate.js';
 import { ServerTracker } from './tracker.js';
 
 /** How often a worker reports; --watchdog should span several of these. */
@@ -28,18 +29,29 @@ function send(message: WorkerToPrimary): void {
   }
 }
 
-function installListenHook(tracker: ServerTracker, reusePort: boolean): void {
+function installListenHook(tracker: ServerTracker, gate: ListenGate, reusePort: boolean): void {
   const originalListen = net.Server.prototype.listen;
   net.Server.prototype.listen = function patchedListen(this: net.Server, ...args: unknown[]) {
     tracker.adopt(this);
-    this.once('listening', () => {
-      const addr = this.address();
-      const text = typeof addr === 'string' ? addr : addr ? `${addr.address}:${addr.port}` : '';
-      send({ corral: 1, type: 'listening', address: text });
-    });
     const finalArgs = reusePort ? withReusePort(args) : args;
-    return (originalListen as (...a: unknown[]) => net.Server).apply(this, finalArgs);
+    gate.pass(() => {
+      this.once('listening', () => {
+        const addr = this.address();
+        const text = typeof addr === 'string' ? addr : addr ? `${addr.address}:${addr.port}` : '';
+        send({ corral: 1, type: 'listening', address: text });
+      });
+      (originalListen as (...a: unknown[]) => net.Server).apply(this, finalArgs);
+    });
+    return this;
   } as typeof net.Server.prototype.listen;
+}
+
+/** A spare learns its slot when it is promoted; worker.id reads it from the environment. */
+function promote(gate: ListenGate, slot: number, workers: number): void {
+  process.env[ENV.workerId] = String(slot);
+  process.env[ENV.workers] = String(workers);
+  delete process.env[ENV.spare];
+  if (gate.open()) send({ corral: 1, type: 'ready' });
 }
 
 function startHeartbeat(tracker: ServerTracker, intervalMs: number): () => void {
@@ -132,10 +144,13 @@ function main(): void {
   let beatNow = (): void => {};
   // Report at once when max-requests is reached instead of on the next beat.
   const tracker = new ServerTracker(Number(process.env[ENV.requestLimit]) || Infinity, () => setImmediate(() => beatNow()));
-  installListenHook(tracker, process.env[ENV.strategy] === 'reuseport');
+  const gate = new ListenGate(process.env[ENV.spare] !== '1', () => send({ corral: 1, type: 'held' }));
+  installListenHook(tracker, gate, process.env[ENV.strategy] === 'reuseport');
   beatNow = startHeartbeat(tracker, HEARTBEAT_MS);
 
-  const bridge = new WorkerBridge(send);
+  const bridge = new WorkerBridge(send, () => {
+    if (gate.passReady()) send({ corral: 1, type: 'ready' });
+  });
   WorkerBridge.install(bridge);
   const drainer = new Drainer(tracker, bridge);
   handleTerminationSignals(drainer);
@@ -152,6 +167,8 @@ function main(): void {
         return;
       case 'collect-metrics':
         return void collectAppMetrics(message.id, bridge.metricsSources).then(send);
+      case 'promote':
+        return promote(gate, message.slot, message.workers);
     }
   });
 }

@@ -53,6 +53,9 @@ export class FakeSpawner {
         proc.signals.push(sig);
       },
       releaseOutput: () => {},
+      assignSlot: (slot) => (proc.slot = slot),
+      spare: request.spare === true,
+      booted: () => events.message({ corral: 1, type: 'held' }),
       takeHeldOutput: () => proc.held ?? [],
       recentErrors: () => [],
       // helpers for tests

@@ -14,7 +14,7 @@ function setup(over) {
 async function started(over) {
   const s = setup(over);
   const p = s.sup.start();
-  for (const proc of s.spawner.procs) proc.ready();
+  for (const proc of [...s.spawner.procs]) proc.ready();
   await p;
   return s;
 }
@@ -460,4 +460,93 @@ test('a reload whose release cannot be read fails at once', async () => {
   await assert.rejects(sup.reload(), { code: 'E_RELOAD', message: /release cannot be read: \/srv\/app\/current does not exist/ });
   assert.equal(sup.status().generation, 1);
   assert.equal(spawner.procs.length, 1);
+});
+
+const promoted = (proc) => proc.sent.find((m) => m.type === 'promote');
+
+async function withSpare(over = {}) {
+  const s = await started({ workers: 2, spares: 1, ...over });
+  await tick();
+  const spare = s.spawner.last;
+  assert.equal(spare.spare, true, 'a spare boots once the start is done');
+  spare.booted();
+  return { ...s, spare };
+}
+
+test('spares: one boots after the start, waits with its listen held, and shows as a spare without a slot', async () => {
+  const { sup, spare } = await withSpare();
+  const row = sup.status().workers.find((w) => w.pid === spare.pid);
+  assert.deepEqual([row.slot, row.state], [null, 'spare']);
+  assert.equal(sup.status().totals.ready, 2);
+});
+
+test('spares: a crashed worker\'s slot is given to the spare (no fork), and a new spare boots behind it', async () => {
+  const { spawner, sup, spare } = await withSpare();
+  const before = spawner.procs.length;
+  spawner.procs[0].die(null, 'SIGKILL');
+  assert.deepEqual(promoted(spare), { corral: 1, type: 'promote', slot: 0, workers: 2 });
+  assert.equal(spare.slot, 0, 'its log lines carry the new slot');
+  assert.equal(spawner.procs.length, before + 1, 'only the next spare is forked');
+  assert.equal(spawner.last.spare, true);
+  spare.ready();
+  const s = sup.status();
+  assert.equal(s.workers.find((w) => w.pid === spare.pid).slot, 0);
+  assert.equal(s.totals.ready, 2);
+});
+
+test('spares: a slot waits for a spare that is booting rather than forking a worker of its own', async () => {
+  const { spawner, spare } = await withSpare();
+  spawner.procs[0].die(null, 'SIGKILL');
+  const next = spawner.last;
+  assert.equal(next.spare, true);
+  spawner.procs[1].die(null, 'SIGKILL');
+  assert.equal(spawner.procs.filter((p) => !p.spare).length, 2, 'no worker is forked for slot 1');
+  assert.equal(spawner.last.spare, true, 'the pool boots one more spare behind the one slot 1 waits for');
+  next.booted();
+  assert.equal(promoted(next).slot, 1);
+  assert.ok(promoted(spare));
+});
+
+test('spares: a reload retires the old generation\'s spare, boots a new one and promotes it as the canary', async () => {
+  const { spawner, sup, spare, clock } = await withSpare({ reloadVerify: 1000 });
+  const [old0, old1] = spawner.procs;
+  const reload = sup.reload();
+  assert.ok(drained(spare), 'the old spare is never promoted');
+  assert.equal(promoted(spare), undefined);
+  const [fresh, second] = spawner.procs.filter((p) => p.spare && p !== spare);
+  assert.ok(fresh, 'the new generation boots a spare first');
+  assert.equal(spawner.procs.filter((p) => !p.spare).length, 2, 'no replacement is forked while the spare boots');
+  fresh.booted();
+  assert.equal(promoted(fresh).slot, 0, 'the canary is the promoted spare');
+  fresh.ready();
+  assert.equal(drained(old0), false);
+  clock.advance(500);
+  fresh.heartbeat();
+  clock.advance(500);
+  assert.ok(drained(old0));
+  assert.ok(second, 'another spare booted beside the canary\'s');
+  second.booted();
+  assert.equal(promoted(second).slot, 1);
+  second.ready();
+  assert.ok(drained(old1));
+  await reload;
+});
+
+test('spares: one over --max-memory or silent past the watchdog is replaced', async () => {
+  const { spawner, spare, clock } = await withSpare({ maxMemory: 100, watchdog: 5000 });
+  for (let i = 0; i < 3; i++) spare.heartbeat({ rss: 200 });
+  assert.ok(drained(spare));
+  const next = spawner.last;
+  assert.equal(next.spare, true);
+  next.booted();
+  clock.advance(5000);
+  assert.deepEqual(next.signals, ['SIGKILL'], 'a spare whose heartbeats stop is killed by the watchdog');
+});
+
+test('spares: stop drains them with the workers', async () => {
+  const { spawner, sup, spare } = await withSpare();
+  const done = sup.stop();
+  assert.ok(drained(spare));
+  for (const p of spawner.procs) p.die(0);
+  assert.equal(await done, 0);
 });
