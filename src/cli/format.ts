@@ -50,5 +50,14 @@ export function formatStatus(s: ClusterStatus): string {
   rows.sort((a, b) => order(a[0]) - order(b[0]));
   const body = table(['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'REQUESTS'], rows, [true, true, false, true, true, true, true, true]);
   const total = `total: ${s.totals.workers} workers, ${formatBytes(s.totals.rss)} RSS, ${s.totals.requests} requests, ${s.totals.restarts} restarts`;
-  return `${head}\n${body}\n${total}`;
+  const sizing = formatSizing(s);
+  return `${head}\n${sizing ? `${sizing}\n` : ''}${body}\n${total}`;
+}
+
+/** "2 workers: cgroup cpu.max 150000/100000 (/sys/fs/cgroup/…)", and a later scale if any. */
+export function formatSizing(s: ClusterStatus): string | null {
+  if (!s.sizing) return null;
+  const n = s.sizing.workers;
+  const scaled = s.desired === n ? '' : `; scaled to ${s.desired} since`;
+  return `${n} worker${n === 1 ? '' : 's'}: ${s.sizing.source}${scaled}`;
 }

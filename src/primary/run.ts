@@ -6,7 +6,7 @@ import { compileCacheFor, prepareCompileCache } from './compile-cache.js';
 import { runCommand } from '../control/commands.js';
 import { JsonSink, TextSink, corralRecord, type LogSink } from '../logs/sink.js';
 import { chooseStrategy, reusePortCaveat } from './balancing.js';
-import { readText, usableCpus } from './cpus.js';
+import { autoWorkers, readText, usableCpus, type WorkerSizing } from './cpus.js';
 import { ClusterSpawner } from './spawn.js';
 import { typeScriptExecArgv } from './typescript.js';
 import type { ClusterStatus } from './status.js';
@@ -79,12 +79,14 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
   const execArgv = typeScriptExecArgv(options.script, options.cwd);
   const sink = makeSink(options);
   const cache = setUpCompileCache(options, sink);
+  const sizing: WorkerSizing = options.workers === 'auto' ? autoWorkers() : { workers: options.workers, source: 'set explicitly' };
   const supervisor = new Supervisor(
     {
       name: options.name,
       script: options.script,
       strategy: choice.balancer.name,
-      workers: options.workers === 'auto' ? usableCpus() : options.workers,
+      workers: sizing.workers,
+      sizing,
       bootTimeout: options.bootTimeout,
       grace: options.grace,
       killTimeout: KILL_TIMEOUT_MS,

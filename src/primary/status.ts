@@ -1,3 +1,4 @@
+import type { WorkerSizing } from './cpus.js';
 import type { SlotRecord, SlotTable } from './slots.js';
 import type { RestartReason, WorkerHandle, WorkerState } from './worker.js';
 
@@ -59,6 +60,8 @@ export interface ClusterStatus {
   spares: number;
   /** Where the workers share compiled code, or null (off, or Node < 22.1). */
   compileCache: string | null;
+  /** The worker count corral started with and why ("cgroup cpu.max 150000/100000 (…)"); null if not told. */
+  sizing: WorkerSizing | null;
 }
 
 /** What the supervisor hands over to build a status snapshot. */
@@ -81,6 +84,7 @@ export interface StatusSource {
   reloads: ClusterStatus['reloads'];
   spares: number;
   compileCache: string | null;
+  sizing?: WorkerSizing | undefined;
 }
 
 /** The status view: a plain, JSON-ready snapshot of the table. */
@@ -117,6 +121,7 @@ export function buildStatus(src: StatusSource): ClusterStatus {
     reloads: src.reloads,
     spares: src.spares,
     compileCache: src.compileCache,
+    sizing: src.sizing ?? null,
   };
 }
 

@@ -15,6 +15,7 @@ import { sparePool } from './spares.js';
 import { CANARY_HEARTBEAT_SLACK_MS, Rollout } from './rollout.js';
 import type { Release, Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
+import type { WorkerSizing } from './cpus.js';
 import { ReloadQueue, ScaleWaiters } from './waiters.js';
 import { SPARE_SLOT, WorkerHandle, type EndReason, type TimerKind } from './worker.js';
 
@@ -50,6 +51,8 @@ export interface SupervisorConfig {
   spares?: number;
   /** The workers' shared compile cache directory, for status. */
   compileCache?: string | undefined;
+  /** Where the starting worker count came from, for `corral status`. */
+  sizing?: WorkerSizing;
 }
 
 type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -223,6 +226,7 @@ export class Supervisor {
       reloads: { ...this.#reloadCounts },
       spares: this.#config.spares ?? 0,
       compileCache: this.#config.compileCache ?? null,
+      sizing: this.#config.sizing,
     });
   }
 
