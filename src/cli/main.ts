@@ -10,6 +10,7 @@ import type { ClusterHandle } from '../primary/run.js';
 import { RemoteError, liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
 import { socketPath } from '../control/paths.js';
 import { runCluster } from '../primary/run.js';
+import { exitOnUnhandledStopSignals } from '../primary/pid1.js';
 import type { ClusterStatus } from '../primary/status.js';
 import type { ControlCommand } from '../control/protocol.js';
 import { parseCommand, type Command } from './args.js';
@@ -229,6 +230,7 @@ function cliLabel(key: string): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  exitOnUnhandledStopSignals();
   try {
     return await run(parseCommand(argv));
   } catch (err) {

@@ -11,6 +11,7 @@ import { ClusterSpawner } from './spawn.js';
 import { typeScriptExecArgv } from './typescript.js';
 import type { ClusterStatus } from './status.js';
 import { installSignals } from './signals.js';
+import { pid1Warning } from './pid1.js';
 import { Supervisor, type ClusterEvents, type RequestHandler } from './supervisor.js';
 import { checkPayload } from '../common/ipc.js';
 import { corralVersion } from '../common/version.js';
@@ -115,6 +116,8 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     await control?.close();
     throw err;
   }
+  const pid1 = pid1Warning();
+  if (pid1) sink.write(corralRecord('warn', pid1));
   if (choice.note) sink.write(corralRecord('info', `strategy ${choice.note}`));
   const caveat = choice.balancer.name === 'reuseport' ? reusePortCaveat(readText) : null;
   if (caveat) sink.write(corralRecord('warn', caveat));
