@@ -11,6 +11,7 @@ import { RemoteError, liveClusters, resolveCluster, resolveGroup, sendCommand } 
 import { socketPath } from '../control/paths.js';
 import { runCluster } from '../primary/run.js';
 import { exitOnUnhandledStopSignals } from '../primary/pid1.js';
+import { ServiceNotifier, describeClusters } from '../systemd/notify.js';
 import type { ClusterStatus } from '../primary/status.js';
 import type { ControlCommand } from '../control/protocol.js';
 import { parseCommand, type Command } from './args.js';
@@ -82,6 +83,7 @@ function adminClash(apps: ResolvedOptions[]): [string, string, number] | null {
 async function startApps(options: StartOptions, configPath: string | undefined): Promise<number> {
   const apps = await appsToStart(options, configPath);
   const running: ClusterHandle[] = [];
+  const notifier = ServiceNotifier.fromEnv(process.env, () => describeClusters(running), (msg) => process.stderr.write(`corral: ${msg}\n`));
   try {
     for (const app of apps) running.push(await runCluster(app, { handleSignals: true }));
   } catch (err) {
@@ -89,7 +91,9 @@ async function startApps(options: StartOptions, configPath: string | undefined):
     await Promise.all(running.map((c) => c.stop()));
     throw err;
   }
+  notifier?.watch(running);
   const codes = await Promise.all(running.map((c) => c.done));
+  await notifier?.idle(2000);
   return Math.max(0, ...codes);
 }
 

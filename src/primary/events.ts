@@ -22,7 +22,10 @@ export interface ClusterEvents {
   'worker:message': [{ slot: number; pid: number | undefined; payload: unknown }];
   'worker:ready': [{ slot: number; pid: number | undefined; generation: number }];
   'worker:exit': [{ slot: number; pid: number | undefined; code: number | null; signal: string | null; reason: EndReason }];
+  'reload:start': [{ generation: number }];
   'reload:done': [{ generation: number }];
   'reload:failed': [{ generation: number; error: string }];
+  /** The stop began (a request, a signal, or an app that cannot start): no more reloads or scaling. */
+  stopping: [];
   stopped: [{ exitCode: number }];
 }

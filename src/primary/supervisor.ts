@@ -544,6 +544,7 @@ export class Supervisor {
     this.#reloads.begin(rollout);
     const canary = this.#config.reloadVerify > 0 ? `, the first one verified for ${this.#config.reloadVerify} ms` : '';
     this.#log('info', `rolling reload to generation ${target} (${this.#config.reloadParallel} at a time${canary})`);
+    this.#events.emit('reload:start', { generation: target });
   }
 
   /**
@@ -636,6 +637,7 @@ export class Supervisor {
     this.#started.reject(err);
     this.#respawnTimer?.timer.cancel();
     this.#respawnTimer = null;
+    this.#events.emit('stopping');
   }
 
   // ---- reconcile: make reality match the desired state --------------------
