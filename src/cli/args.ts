@@ -11,11 +11,22 @@ export type Command =
   | { kind: 'reload'; name: string | undefined; home: string | undefined; timeout: number | undefined }
   | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; force: boolean; home: string | undefined; timeout: number | undefined }
   | { kind: 'stop'; name: string | undefined; home: string | undefined }
-  | { kind: 'list'; json: boolean; home: string | undefined };
+  | { kind: 'list'; json: boolean; home: string | undefined }
+  | SystemdCommand;
+
+/** `corral systemd [name] [--user] [-- <what corral start takes>]` */
+export interface SystemdCommand {
+  kind: 'systemd';
+  name: string | undefined;
+  user: boolean;
+  start: { options: StartOptions; configPath: string | undefined };
+  /** The start arguments as given, for ExecStart. */
+  startArgs: string[];
+}
 
 const CONTROL_COMMANDS = ['status', 'reload', 'scale', 'stop', 'list'] as const;
 
-const START_OPTIONS = {
+export const START_OPTIONS = {
   workers: { type: 'string', short: 'w' },
   port: { type: 'string', short: 'p' },
   name: { type: 'string', short: 'n' },
@@ -74,6 +85,7 @@ export function parseCommand(argv: string[]): Command {
   if (first === '--help' || first === '-h' || first === 'help') return { kind: 'help' };
   if (first === '--version' || first === '-v') return { kind: 'version' };
   if ((CONTROL_COMMANDS as readonly string[]).includes(first)) return parseControl(first as (typeof CONTROL_COMMANDS)[number], argv.slice(1));
+  if (first === 'systemd') return parseSystemd(argv.slice(1));
   return parseStart(first === 'start' ? argv.slice(1) : argv);
 }
 
@@ -197,4 +209,25 @@ function parseScale(positionals: string[], counts: string[], home: string | unde
   const workers = Number(countArg);
   if (workers < 1) throw new UsageError(`cannot scale to ${workers} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`);
   return { kind: 'scale', name, target: { workers }, force, home, timeout: undefined };
+}
+
+const SYSTEMD_OPTIONS = {
+  user: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+const SYSTEMD_USAGE = 'usage: corral systemd [name] [--user] [-- <script> [start options]], e.g. corral systemd web -- server.js --port 8080';
+
+function parseSystemd(argv: string[]): Command {
+  const cut = argv.indexOf('--');
+  const own = cut === -1 ? argv : argv.slice(0, cut);
+  const startArgs = cut === -1 ? [] : argv.slice(cut + 1);
+  const stray = own.find((a) => a.startsWith('-') && !['--user', '--help', '-h'].includes(a));
+  if (stray !== undefined) throw new UsageError(`corral systemd: ${stray} belongs to the app; put the app's arguments after --. ${SYSTEMD_USAGE}`);
+  const { values, positionals } = parse(own, SYSTEMD_OPTIONS);
+  if (values.help) return { kind: 'help' };
+  if (positionals.length > 1) throw new UsageError(`corral systemd takes one unit name before --, got ${positionals.length} words. ${SYSTEMD_USAGE}`);
+  const start = parseStart(startArgs);
+  if (start.kind !== 'start') throw new UsageError(`corral systemd: after -- come the arguments of corral start. ${SYSTEMD_USAGE}`);
+  return { kind: 'systemd', name: positionals[0], user: values.user ?? false, start: { options: start.options, configPath: start.configPath }, startArgs };
 }

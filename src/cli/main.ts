@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { CorralError, UsageError } from '../common/errors.js';
 import { processExists } from '../common/signal.js';
 import { corralVersion } from '../common/version.js';
@@ -14,7 +15,8 @@ import { exitOnUnhandledStopSignals } from '../primary/pid1.js';
 import { ServiceNotifier, describeClusters } from '../systemd/notify.js';
 import type { ClusterStatus } from '../primary/status.js';
 import type { ControlCommand } from '../control/protocol.js';
-import { parseCommand, type Command } from './args.js';
+import { parseCommand, type Command, type SystemdCommand } from './args.js';
+import { systemdUnit, thisHost } from './systemd.js';
 import { formatStatus, table } from './format.js';
 import { USAGE } from './usage.js';
 
@@ -36,6 +38,8 @@ async function run(command: Command): Promise<number> {
       return startApps(command.options, command.configPath);
     case 'list':
       return list(command.home ?? defaultHome(), command.json);
+    case 'systemd':
+      return printUnit(command);
     default:
       return control(command);
   }
@@ -113,7 +117,22 @@ async function list(home: string, json: boolean): Promise<number> {
   return 0;
 }
 
-async function control(command: Exclude<Command, { kind: 'help' | 'version' | 'start' | 'list' }>): Promise<number> {
+/** `corral systemd`: the unit on stdout, anything the user should fix on stderr. */
+async function printUnit(command: SystemdCommand): Promise<number> {
+  const { options, configPath } = command.start;
+  if (options.script === '' && configPath === undefined && !findConfig(logicalCwd())) {
+    const hint = command.name !== undefined && existsSync(command.name) ? ` (${command.name} is a file: corral systemd -- ${command.name})` : '';
+    throw new UsageError(`corral systemd: no app after -- and no ${CONFIG_NAMES.join(' / ')} in ${logicalCwd()}${hint}; e.g. corral systemd web -- server.js --port 8080`);
+  }
+  const apps = await appsToStart(options, configPath);
+  const generatedBy = ['corral systemd', ...process.argv.slice(3)].join(' ') + ` (corral ${corralVersion()})`;
+  const unit = systemdUnit(command, apps, thisHost(logicalCwd()), generatedBy);
+  for (const w of unit.warnings) process.stderr.write(`corral: ${w}\n`);
+  process.stdout.write(unit.text);
+  return 0;
+}
+
+async function control(command: Exclude<Command, { kind: 'help' | 'version' | 'start' | 'list' | 'systemd' }>): Promise<number> {
   const home = command.home ?? defaultHome();
   if (command.kind === 'scale') {
     const { name, file } = await resolveCluster(home, command.name, 'scale');

@@ -8,6 +8,8 @@ Usage:
   corral scale [name] <n|+k|-k>      change the worker count at runtime
   corral stop [name]                 graceful stop
   corral list [--json]               running clusters
+  corral systemd [name] [--user] [-- <script> [options]]
+                                     print a systemd unit for the app (the config file's without --)
 
 Start options:
   -w, --workers <n|auto>        worker count (default auto: usable CPUs, cgroup quota included)

@@ -6,41 +6,12 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CLI, FIXTURES, get, startCorral, tempHome, waitFor, within } from '../helpers.js';
+import { CLI, FIXTURES, get, startCorral, tempHome, within } from '../helpers.js';
+import { fakeManager, monotonicUsec, notifyToolsMissing } from '../fake-notify.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
-const RECEIVER = path.join(FIXTURES, 'notify-socket.py');
-
-function missingTool() {
-  for (const [tool, pkg] of [['python3', 'python3'], ['systemd-notify', 'systemd']]) {
-    const r = spawnSync(tool, ['--version'], { stdio: 'ignore' });
-    if (r.error) return `${tool} is not installed (apt-get install ${pkg}; .ci/run does)`;
-  }
-  return null;
-}
-const why = missingTool();
+const why = notifyToolsMissing();
 if (why) console.log(`# skipping the NOTIFY_SOCKET tests: ${why}`);
-
-const monotonicUsec = () => Number(process.hrtime.bigint() / 1000n);
-
-/** The fake manager socket; `messages` are the non-barrier ones, in order of arrival. */
-async function fakeManager(t, dir) {
-  const socket = path.join(dir, 'notify.sock');
-  const proc = spawn('python3', [RECEIVER, socket], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const all = [];
-  let partial = '';
-  proc.stdout.setEncoding('utf8').on('data', (chunk) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop();
-    for (const l of lines) all.push({ ...JSON.parse(l), at: monotonicUsec() });
-  });
-  t.after(() => proc.kill('SIGKILL'));
-  await waitFor(() => all.some((m) => m.listening), 10000, 'the fake NOTIFY_SOCKET');
-  const messages = () => all.filter((m) => m.fields && !m.fields.includes('BARRIER=1'));
-  const field = (m, key) => m.fields.find((f) => f.startsWith(`${key}=`))?.slice(key.length + 1);
-  const next = (key, after = 0) => waitFor(() => messages().slice(after).find((m) => field(m, key) === '1'), 20000, `${key}=1 on the notify socket (got ${JSON.stringify(messages())})`);
-  return { socket, messages, field, next };
-}
 
 /** The worker reports whether it inherited NOTIFY_SOCKET (it must not). */
 function appReportingNotifySocket(dir) {
