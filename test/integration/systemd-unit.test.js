@@ -5,26 +5,13 @@
 // process only (KillMode=mixed), within TimeoutStopSec.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CLI, FIXTURES, get, runCli, startCorral, tempHome } from '../helpers.js';
+import { CLI, get, runCli, startCorral, tempHome } from '../helpers.js';
 import { execWords, parseUnit } from '../systemd-parse.js';
+import { activate, release } from '../releases.js';
 import { fakeManager, notifyToolsMissing } from '../fake-notify.js';
-
-const APP = path.join(FIXTURES, 'app.cjs');
-
-function release(root, version) {
-  const dir = path.join(root, 'releases', version);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'server.cjs'), `process.env.FIXTURE_VERSION = ${JSON.stringify(version)};\nrequire(${JSON.stringify(APP)});\n`);
-}
-
-function activate(root, version) {
-  const tmp = path.join(root, `current.${version}.tmp`);
-  symlinkSync(path.join('releases', version), tmp);
-  renameSync(tmp, path.join(root, 'current'));
-}
 
 test('the generated unit runs the app, reloads into the release the link points to, and drains on SIGTERM to its main pid', async (t) => {
   const root = realpathSync(tempHome());
