@@ -22,8 +22,9 @@ async function autoCount(t, cpuMax) {
   const c = startCorral(t, [APP, '--name', 'cg'], { env: { CORRAL_CGROUP_ROOT: root } });
   const status = await waitFor(async () => {
     const s = await c.status();
-    return s.state === 'running' && s;
-  }, 15000, 'the cluster to run');
+    // 'running' means one worker served; the count is settled once every slot is ready.
+    return s.state === 'running' && s.totals.ready === s.desired && s;
+  }, 15000, 'every worker to be ready');
   return { c, root, status };
 }
 
