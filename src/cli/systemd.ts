@@ -58,7 +58,7 @@ function logical(file: string, host: Host): string {
   return file.startsWith(host.realCwd + path.sep) ? path.join(host.cwd, file.slice(host.realCwd.length)) : file;
 }
 
-/** The start arguments with the script, --config and --home made absolute: the unit runs anywhere. */
+/** The start arguments with the script, --config, --home and --cwd made absolute: the unit runs anywhere. */
 export function absoluteStartArgs(args: string[], cwd: string): string[] {
   const out = [...args];
   const { tokens } = parseArgs({ args, options: START_OPTIONS, allowPositionals: true, strict: false, tokens: true });
@@ -69,7 +69,7 @@ export function absoluteStartArgs(args: string[], cwd: string): string[] {
     if (t.kind === 'positional' && !scriptSeen) {
       scriptSeen = true;
       out[t.index] = abs(t.value);
-    } else if (t.kind === 'option' && (t.name === 'config' || t.name === 'home') && t.value !== undefined) {
+    } else if (t.kind === 'option' && ['config', 'home', 'cwd'].includes(t.name) && t.value !== undefined) {
       if (t.inlineValue) out[t.index] = `${t.rawName}=${abs(t.value)}`;
       else out[t.index + 1] = abs(t.value);
     }

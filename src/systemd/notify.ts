@@ -96,7 +96,8 @@ export class ServiceNotifier {
   }
 
   reloadEnded(app: string, note = ''): void {
-    this.#reloading.delete(app);
+    // A reload refused before it began (an unreadable release) changed nothing systemd saw.
+    if (!this.#reloading.delete(app)) return;
     this.#note = note;
     this.#schedule();
   }

@@ -68,6 +68,19 @@ test('a queued reload that starts as the last one ends sends no READY=1 in betwe
   assert.deepEqual(kinds(), ['READY=1', 'RELOADING=1', 'READY=1']);
 });
 
+test('a reload refused before it began leaves no note for the next READY=1', async () => {
+  const { sent, notifier } = recorder();
+  const web = fakeCluster('web');
+  notifier.watch([web]);
+  web.emit('reload:failed', { generation: 2, error: 'the release cannot be read' });
+  await settle();
+  web.emit('reload:start', { generation: 2 });
+  await settle();
+  web.emit('reload:done', { generation: 2 });
+  await settle();
+  assert.deepEqual(sent.at(-1), ['READY=1', 'STATUS=web: 2/2 workers ready, generation 1']);
+});
+
 test('nothing is sent before the apps run; a stop during start sends STOPPING=1 only', async () => {
   const { notifier, kinds } = recorder();
   notifier.reloadStarted('web');

@@ -82,6 +82,7 @@ test('start arguments: the script, --config and --home become absolute; script a
   assert.deepEqual(absoluteStartArgs(['server.js', '-p', '8080', '--', 'data.json'], '/srv/app'), ['/srv/app/server.js', '-p', '8080', '--', 'data.json']);
   assert.deepEqual(absoluteStartArgs(['-w', '2', 'srv/s.js', '--home=run'], '/a'), ['-w', '2', '/a/srv/s.js', '--home=/a/run']);
   assert.deepEqual(absoluteStartArgs(['-c', 'prod.config.mjs', '--grace', '5s'], '/a'), ['-c', '/a/prod.config.mjs', '--grace', '5s']);
+  assert.deepEqual(absoluteStartArgs(['s.js', '--cwd', 'app'], '/srv'), ['/srv/s.js', '--cwd', '/srv/app']);
 });
 
 function host(over = {}) {
