@@ -3,45 +3,17 @@
 // fresh PID namespace, the image's WORKDIR layout, its ENV), drain on
 // `docker stop`'s SIGTERM and exit 0. No Docker engine is needed for that.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseCommand } from '../../dist/cli/args.js';
 import { KILL_TIMEOUT_MS } from '../../dist/primary/run.js';
-import { ROOT, freePort, get, tempHome } from '../helpers.js';
+import { freePort, get, tempHome } from '../helpers.js';
 import { namespaceUnavailable, startNamespace } from '../namespace.js';
+import { EXAMPLE, dockerfile, execForm, finalStage, findTini, imageEnv, imageLayout, last } from '../image.js';
 
-const EXAMPLE = path.join(ROOT, 'examples/docker');
 /** `docker stop` waits this long before SIGKILL unless told otherwise (-t). */
 const DOCKER_STOP_TIMEOUT_MS = 10_000;
-
-/** Instructions of a Dockerfile: [{ op, args, stage }], continuation lines joined, comments dropped. */
-function parseDockerfile(text) {
-  const out = [];
-  let stage = -1;
-  const logical = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  for (const line of logical) {
-    const [, op, args] = /^(\w+)\s+(.*)$/.exec(line);
-    if (op.toUpperCase() === 'FROM') stage += 1;
-    out.push({ op: op.toUpperCase(), args: args.trim(), stage });
-  }
-  return out;
-}
-
-/** Exec form (a JSON array) or null for shell form. */
-function execForm(args) {
-  try {
-    const v = JSON.parse(args);
-    return Array.isArray(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-const dockerfile = parseDockerfile(readFileSync(path.join(EXAMPLE, 'Dockerfile'), 'utf8'));
-const finalStage = Math.max(...dockerfile.map((i) => i.stage));
-const last = (op) => dockerfile.filter((i) => i.op === op && i.stage === finalStage).at(-1);
 
 test('Dockerfile: multi-stage, npm ci --omit=dev, a non-root user, tini as the entrypoint, corral\'s bin as CMD in exec form', () => {
   assert.ok(finalStage >= 1, 'more than one stage');
@@ -72,29 +44,9 @@ test('.dockerignore keeps node_modules, .git and env files out of the build cont
   for (const entry of ['node_modules', '.git', '.env']) assert.ok(ignored.includes(entry), entry);
 });
 
-const tini = spawnSync('tini', ['--version']).error ? null : spawnSync('sh', ['-c', 'command -v tini'], { encoding: 'utf8' }).stdout.trim();
+const tini = findTini();
 const why = namespaceUnavailable() ?? (tini ? null : 'tini is not installed (apt-get install tini; .ci/run does)');
 if (why) console.log(`# skipping the container run of examples/docker: ${why}`);
-
-/** The image's /app: the example's files, node_modules/corral (this checkout) and its bin link. */
-function imageLayout() {
-  const app = tempHome();
-  for (const f of ['server.js', 'package.json']) copyFileSync(path.join(EXAMPLE, f), path.join(app, f));
-  mkdirSync(path.join(app, 'node_modules/.bin'), { recursive: true });
-  symlinkSync(ROOT, path.join(app, 'node_modules/corral'));
-  symlinkSync('../corral/dist/cli/main.js', path.join(app, 'node_modules/.bin/corral'));
-  // npm install makes a package's bin executable; tsc's output is not.
-  chmodSync(path.join(ROOT, 'dist/cli/main.js'), 0o755);
-  return app;
-}
-
-function imageEnv() {
-  const env = {};
-  for (const i of dockerfile.filter((x) => x.op === 'ENV' && x.stage === finalStage)) {
-    for (const [, k, v] of i.args.matchAll(/(\w+)=(\S+)/g)) env[k] = v;
-  }
-  return env;
-}
 
 test('docker stop, as the runtime does it: SIGTERM to tini (PID 1) reaches corral, the in-flight request gets its 200, exit 0', { skip: why ?? false }, async (t) => {
   const app = imageLayout();

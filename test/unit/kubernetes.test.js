@@ -89,16 +89,7 @@ function corralFlags(container) {
   return resolveOptions({ ...command.options, adminToken: 'k8s-secret-stand-in-0123456789abcdef', cwd: path.join(ROOT, 'examples/docker') });
 }
 
-const adminFlagsLanded = (() => {
-  try {
-    parseCommand(['s.js', '--admin', '9090']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-test('probes, ports and timing match corral\'s flags', { todo: adminFlagsLanded ? false : 'the --admin flags (issue 11) are not on this branch yet' }, () => {
+test('probes, ports and timing match corral\'s flags', () => {
   const pod = one('Deployment').spec.template.spec;
   const container = pod.containers[0];
   const options = corralFlags(container);
