@@ -43,6 +43,8 @@ export interface SupervisorConfig {
   backoff?: BackoffPolicy;
   /** Consecutive heartbeats over --max-memory before a worker is replaced. */
   memoryBeats?: number;
+  /** Source of the max-requests jitter (tests pass their own). */
+  random?: () => number;
   /** Largest count scale() accepts without `force` (a multiple of the usable CPUs). */
   maxWorkers?: number;
   /** At most this many workers boot at once; the rest wait for them. */
@@ -798,7 +800,7 @@ export class Supervisor {
   /** Each worker gets its own limit (gunicorn's max-requests + jitter) so they do not all recycle at once. */
   #requestLimit(): number | undefined {
     const { maxRequests, maxRequestsJitter } = this.#config;
-    return maxRequests === undefined ? undefined : maxRequests + Math.floor(Math.random() * (maxRequestsJitter + 1));
+    return maxRequests === undefined ? undefined : maxRequests + Math.floor((this.#config.random ?? Math.random)() * (maxRequestsJitter + 1));
   }
 
   #drainWorker(w: WorkerHandle, reason: EndReason): void {

@@ -55,7 +55,7 @@ test('a worker that leaks past --max-memory is replaced with zero failed request
   assert.equal(s.workers.reduce((n, w) => n + (w.restartReasons.memory ?? 0), 0), 1);
 });
 
-test('--max-requests 100 --max-requests-jitter 20: 1000 requests recycle every worker, at different points, none fail', async (t) => {
+test('--max-requests 100 --max-requests-jitter 20: 1000 requests recycle every worker within its limit, none fail', async (t) => {
   const c = startCorral(t, [APP, '-w', '2', '--max-requests', '100', '--max-requests-jitter', '20']);
   const port = await c.ready(2);
   const first = (await c.status()).workers.map((w) => w.pid);
@@ -80,7 +80,7 @@ test('--max-requests 100 --max-requests-jitter 20: 1000 requests recycle every w
   const recycles = c.lines.filter((l) => /served \d+ requests \(limit \d+\); recycling it/.test(l));
   const limits = new Set(recycles.map((l) => /limit (\d+)/.exec(l)[1]));
   for (const pid of first) assert.ok(recycles.some((l) => l.includes(`(pid ${pid})`)), `worker ${pid} was never recycled`);
-  assert.ok(limits.size > 1, `every recycle happened at the same limit: ${[...limits]}`);
+  // That the limits differ between workers is the unit test's job (random jitter, checked with a seeded source).
   for (const l of limits) assert.ok(Number(l) >= 100 && Number(l) <= 120);
   const recycled = async () => (await c.status()).workers.reduce((n, w) => n + (w.restartReasons['max-requests'] ?? 0), 0);
   await waitFor(async () => (await recycled()) >= 2, 5000, 'status to count the recycles');

@@ -550,3 +550,20 @@ test('spares: stop drains them with the workers', async () => {
   for (const p of spawner.procs) p.die(0);
   assert.equal(await done, 0);
 });
+
+test('max-requests jitter: each worker draws its own limit in [max, max + jitter]', async () => {
+  const draws = [0, 0.5, 0.999];
+  const { spawner } = await started({ workers: 3, maxRequests: 100, maxRequestsJitter: 20, random: () => draws.shift() ?? 0 });
+  spawner.procs[0].heartbeat({ requests: 100 });
+  assert.equal(spawner.procs.length, 4, 'the first drew 100');
+  spawner.last.ready();
+  spawner.procs[1].heartbeat({ requests: 109 });
+  assert.equal(spawner.procs.length, 4, 'the second drew 110');
+  spawner.procs[1].heartbeat({ requests: 110 });
+  assert.equal(spawner.procs.length, 5);
+  spawner.last.ready();
+  spawner.procs[2].heartbeat({ requests: 119 });
+  assert.equal(spawner.procs.length, 5, 'the third drew 120');
+  spawner.procs[2].heartbeat({ requests: 120 });
+  assert.equal(spawner.procs.length, 6);
+});
