@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sendCommand } from '../dist/control/client.js';
+import { failoverSection } from './failover.js';
 import { usableCpus } from '../dist/index.js';
 import { reusePortSupport } from '../dist/primary/balancing.js';
 import { scrapeSection } from './scrape.js';
@@ -31,7 +32,7 @@ const { values: opts } = parseArgs({
     configs: { type: 'string' },
     quick: { type: 'boolean' },
     // throughput: the strategy tables and corral's own timings; scrape: what /metrics costs.
-    sections: { type: 'string', default: 'throughput,scrape' },
+    sections: { type: 'string', default: 'throughput,scrape,failover' },
     'scrape-workers': { type: 'string', default: '16' },
     'scrape-interval': { type: 'string', default: '1000' },
     'scrape-window': { type: 'string', default: '15000' },
@@ -266,6 +267,10 @@ async function main() {
   };
   console.log(`corral bench: node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), sections ${[...SECTIONS].join(', ')}`);
   if (SECTIONS.has('throughput')) Object.assign(out, await throughput());
+  if (SECTIONS.has('failover')) {
+    const ctx = { ROOT, CLI, HOME, running, freePort, median, table, compileCacheSupported: typeof (await import('node:module')).default.enableCompileCache === 'function' };
+    out.failover = await failoverSection(ctx, { rounds: Math.max(ROUNDS, 5) });
+  }
   if (SECTIONS.has('scrape')) {
     const ctx = { ROOT, CLI, HOME, TICKS, running, freePort, descendants, cpuTicks, sleep, median };
     out.scrape = await scrapeSection(ctx, { workers: Number(opts['scrape-workers']), rounds: ROUNDS * 2, windowMs: Number(opts['scrape-window']), intervalMs: Number(opts['scrape-interval']) });
