@@ -90,3 +90,24 @@ test('status and stop: spares are listed without a slot and stopped with the clu
   assert.equal(alive(spare.pid), false);
   await sleep(0);
 });
+
+test('the workers share a compile cache under CORRAL_HOME on Node >= 22.1 (off on older Node, and with --no-compile-cache)', async (t) => {
+  const { readdirSync } = await import('node:fs');
+  const { default: module } = await import('node:module');
+  const supported = typeof module.enableCompileCache === 'function';
+  const c = startCorral(t, [APP, '-w', '2', '--name', 'cc']);
+  await c.ready(2);
+  const s = await c.status();
+  if (!supported) {
+    assert.equal(s.compileCache, null);
+    return;
+  }
+  assert.equal(s.compileCache, path.join(c.home, 'cache', 'cc'));
+  c.signal('SIGTERM');
+  await c.waitForExit(10000);
+  const files = readdirSync(s.compileCache, { recursive: true });
+  assert.ok(files.length > 0, 'the workers wrote nothing to the compile cache');
+  const off = startCorral(t, [APP, '-w', '1', '--name', 'nocc', '--no-compile-cache']);
+  await off.ready(1);
+  assert.equal((await off.status()).compileCache, null);
+});
