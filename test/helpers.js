@@ -2,7 +2,7 @@
 // what it prints, send real HTTP requests, and kill every process by PID
 // even when a test fails.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -239,6 +239,17 @@ export function load(port, { concurrency = 8, keepAlive = true, path: urlPath = 
       return stats;
     },
   };
+}
+
+/**
+ * A release of the fixture app on disk (dir/server.cjs): `extra` runs first,
+ * then the app, reporting `version` on /info. Rewrite it to "deploy".
+ */
+export function writeRelease(dir, version, extra = '') {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'server.cjs');
+  writeFileSync(file, `${extra}\nprocess.env.FIXTURE_VERSION = ${JSON.stringify(version)};\nrequire(${JSON.stringify(path.join(FIXTURES, 'app.cjs'))});\n`);
+  return file;
 }
 
 /** A port that was free a moment ago, for tests that need a fixed one (all workers may die at once). */

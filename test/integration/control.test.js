@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, freePort, get, within, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
+import { FIXTURES, freePort, get, within, load, runCli, sleep, startCorral, tempHome, waitFor, writeRelease } from '../helpers.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
-
-/** A script on disk whose behaviour the test can change before a reload. */
-function versionedScript(dir, version, extra = '') {
-  const file = path.join(dir, 'server.cjs');
-  writeFileSync(file, `${extra}\nprocess.env.FIXTURE_VERSION = ${JSON.stringify(version)};\nrequire(${JSON.stringify(APP)});\n`);
-  return file;
-}
 
 const readyPids = (s) => s.workers.filter((w) => w.state === 'ready').map((w) => w.pid).sort();
 
@@ -46,11 +39,11 @@ test('kill -HUP with a new connection per request', (t) => reloadUnderLoad(t, { 
 
 test('reload serves the code now on disk', async (t) => {
   const dir = tempHome();
-  const script = versionedScript(dir, 'v1');
+  const script = writeRelease(dir, 'v1');
   const c = startCorral(t, [script, '-w', '2', '--name', 'disk']);
   const port = await c.ready(2);
   assert.equal(JSON.parse((await get(port, '/info')).body).version, 'v1');
-  versionedScript(dir, 'v2');
+  writeRelease(dir, 'v2');
   const r = await runCli(['reload'], { home: c.home, timeout: 30000 });
   assert.equal(r.code, 0, r.stderr);
   for (let i = 0; i < 10; i++) assert.equal(JSON.parse((await get(port, '/info')).body).version, 'v2');
@@ -58,12 +51,12 @@ test('reload serves the code now on disk', async (t) => {
 
 test('reload into a release that throws at boot: exit 1 naming the error, old workers keep serving, nothing fails', async (t) => {
   const dir = tempHome();
-  const script = versionedScript(dir, 'v1');
+  const script = writeRelease(dir, 'v1');
   const c = startCorral(t, [script, '-w', '2', '--name', 'broken']);
   const port = await c.ready(2);
   const before = readyPids(await c.status());
   const traffic = load(port, { concurrency: 4, keepAlive: true, maxMs: 30000 });
-  versionedScript(dir, 'v2', "throw new Error('release 2 is broken');");
+  writeRelease(dir, 'v2', "throw new Error('release 2 is broken');");
   const r = await runCli(['reload', 'broken'], { home: c.home, timeout: 30000 });
   const stats = await traffic.stop();
   assert.equal(r.code, 1);

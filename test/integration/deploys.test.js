@@ -2,21 +2,12 @@
 // it starts, a scale-up into a broken release, symlinked (Capistrano)
 // releases, and drains of HTTPS, HTTP/2 and the frameworks users run.
 import assert from 'node:assert/strict';
-import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, symlinkSync } from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, TLS_CA, get, load, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
+import { FIXTURES, TLS_CA, get, load, runCli, sleep, startCorral, tempHome, waitFor, writeRelease } from '../helpers.js';
 
-const APP = path.join(FIXTURES, 'app.cjs');
-
-/** A release on disk: `extra` runs first, then the fixture app reporting `version`. */
-function writeRelease(dir, version, extra = '') {
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'server.cjs');
-  writeFileSync(file, `${extra}\nprocess.env.FIXTURE_VERSION = ${JSON.stringify(version)};\nrequire(${JSON.stringify(APP)});\n`);
-  return file;
-}
 
 const versionAt = async (port) => JSON.parse((await get(port, '/info')).body).version;
 const readyPids = (s) => s.workers.filter((w) => w.state === 'ready').map((w) => w.pid).sort();
