@@ -2,7 +2,7 @@
  * The library API: `start()` runs a cluster in this process and returns a
  * handle; the `corral` CLI is a thin layer over it.
  */
-import { resolveOptions, type StartOptions } from './config/options.js';
+import { resolveStartOptions, type StartOptions } from './config/options.js';
 import { runCluster, type ClusterHandle, type RunOptions } from './primary/run.js';
 
 export type { StartOptions, Strategy, LogFormat } from './config/options.js';
@@ -19,5 +19,5 @@ export { usableCpus } from './primary/cpus.js';
  * start (after its workers are gone).
  */
 export async function start(options: StartOptions, run: RunOptions = {}): Promise<ClusterHandle> {
-  return runCluster(resolveOptions(options), run);
+  return runCluster(resolveStartOptions(options), run);
 }

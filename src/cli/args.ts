@@ -1,17 +1,21 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../common/errors.js';
-import { LOG_FORMATS, STRATEGIES, type LogFormat, type StartOptions, type Strategy } from '../config/options.js';
-import { parseDuration, parseInteger, parseSize } from '../config/units.js';
+import type { StartOptions } from '../config/options.js';
+import { OPTIONS, closest, flagLabel, validateFlags, validateOptions, type OptionDef } from '../config/schema.js';
+import { ALIASES, INSTEAD, VERBS, isVerb, type VerbName } from './verbs.js';
 
 export type Command =
-  | { kind: 'help' }
+  | { kind: 'help'; topic: VerbName | undefined }
   | { kind: 'version' }
   | { kind: 'start'; options: StartOptions; configPath: string | undefined }
-  | { kind: 'status'; name: string | undefined; json: boolean; home: string | undefined }
-  | { kind: 'reload'; name: string | undefined; home: string | undefined; timeout: number | undefined }
+  | { kind: 'status'; name: string | undefined; json: boolean; watch: boolean; home: string | undefined }
+  | { kind: 'reload'; name: string | undefined; home: string | undefined; timeout: number | undefined; hard: boolean; verb: 'reload' | 'restart' }
   | { kind: 'scale'; name: string | undefined; target: { workers: number } | { delta: number }; force: boolean; home: string | undefined; timeout: number | undefined }
   | { kind: 'stop'; name: string | undefined; home: string | undefined }
   | { kind: 'list'; json: boolean; home: string | undefined }
+  | { kind: 'logs'; name: string | undefined; home: string | undefined; lines: number; follow: boolean; json: boolean; time: boolean }
   | SystemdCommand;
 
 /** `corral systemd [name] [--user] [-- <what corral start takes>]` */
@@ -24,210 +28,217 @@ export interface SystemdCommand {
   startArgs: string[];
 }
 
-const CONTROL_COMMANDS = ['status', 'reload', 'scale', 'stop', 'list'] as const;
-
-export const START_OPTIONS = {
-  workers: { type: 'string', short: 'w' },
-  port: { type: 'string', short: 'p' },
-  name: { type: 'string', short: 'n' },
-  strategy: { type: 'string' },
-  env: { type: 'string', short: 'e', multiple: true },
-  'boot-timeout': { type: 'string' },
-  grace: { type: 'string' },
-  'reload-parallel': { type: 'string' },
-  'reload-verify': { type: 'string' },
-  spares: { type: 'string' },
-  'no-compile-cache': { type: 'boolean' },
-  cwd: { type: 'string' },
-  watchdog: { type: 'string' },
-  'max-memory': { type: 'string' },
-  'max-requests': { type: 'string' },
-  'max-requests-jitter': { type: 'string' },
-  'no-prefix': { type: 'boolean' },
-  'log-format': { type: 'string' },
-  home: { type: 'string' },
-  admin: { type: 'string' },
-  'admin-token': { type: 'string' },
-  'min-ready': { type: 'string' },
-  'admin-actions': { type: 'boolean' },
-  config: { type: 'string', short: 'c' },
-  force: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} satisfies ParseArgsConfig['options'];
-
-const CONTROL_OPTIONS = {
-  json: { type: 'boolean' },
-  force: { type: 'boolean' },
-  timeout: { type: 'string' },
-  home: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
-
-/** Turn parseArgs' own errors into one line that names the fix. */
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    const opt = /'(-[^']+)'/.exec(e.message)?.[1] ?? /(--[\w-]+)/.exec(e.message)?.[1];
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      throw new UsageError(`unknown option ${opt ?? ''}; see 'corral --help' (arguments for your script go after --)`.replace('option ;', 'option;'));
-    }
-    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new UsageError(`${opt ?? 'an option'} needs a value`);
-    throw new UsageError(e.message);
-  }
+/** A usage error that knows which command it is about, so the right usage line follows it. */
+export function usageError(verb: VerbName, message: string): UsageError {
+  return Object.assign(new UsageError(message), { verb });
 }
 
-export function parseCommand(argv: string[]): Command {
-  const first = argv[0];
-  if (first === undefined) return { kind: 'start', options: { script: '' }, configPath: undefined };
-  if (first === '--help' || first === '-h' || first === 'help') return { kind: 'help' };
-  if (first === '--version' || first === '-v') return { kind: 'version' };
-  if ((CONTROL_COMMANDS as readonly string[]).includes(first)) return parseControl(first as (typeof CONTROL_COMMANDS)[number], argv.slice(1));
-  if (first === 'systemd') return parseSystemd(argv.slice(1));
-  return parseStart(first === 'start' ? argv.slice(1) : argv);
+/** The flags every command understands. */
+const COMMON: Record<string, OptionDef> = {
+  help: { schema: OPTIONS.force.schema, flag: { long: 'help', short: 'h' } },
+};
+
+/** Start's flags: every start option that has one, the config file, help and version. */
+const START_FLAGS: Record<string, OptionDef> = {
+  ...Object.fromEntries(Object.entries(OPTIONS as Record<string, OptionDef>).filter(([, d]) => d.flag)),
+  ...VERBS.start.flags,
+  ...COMMON,
+  version: { schema: OPTIONS.force.schema, flag: { long: 'version', short: 'v' } },
+};
+
+/** The parseArgs option table for a table of flags (what `walk` reads tokens with). */
+function parseArgsConfig(defs: Record<string, OptionDef>): NonNullable<ParseArgsConfig['options']> {
+  const config: NonNullable<ParseArgsConfig['options']> = {};
+  for (const def of Object.values(defs)) {
+    const flag = def.flag;
+    if (!flag) continue;
+    const takesNext = flag.arg !== undefined && !flag.optionalArg;
+    config[flag.long] = { type: takesNext ? 'string' : 'boolean', ...(flag.short ? { short: flag.short } : {}) };
+  }
+  return config;
 }
 
-/** `-w -3` would read "-3" as an option; glue a negative number to its option so the value check names it. */
-function glueNegativeValues(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
-  const takesValue = new Set<string>();
-  for (const [long, o] of Object.entries(options)) {
-    if (o.type !== 'string') continue;
-    takesValue.add(`--${long}`);
-    if (o.short) takesValue.add(`-${o.short}`);
-  }
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--') return [...out, ...argv.slice(i)];
-    const next = argv[i + 1];
-    if (takesValue.has(arg) && next !== undefined && /^-\d/.test(next)) {
-      const long = arg.startsWith('--') ? arg : `--${Object.entries(options).find(([, o]) => `-${o.short}` === arg)?.[0]}`;
-      out.push(`${long}=${next}`);
-      i += 1;
-    } else {
-      out.push(arg);
+/** Start's flags as parseArgs reads them (the systemd unit rewrites paths in them). */
+export const START_OPTIONS: NonNullable<ParseArgsConfig['options']> = parseArgsConfig(START_FLAGS);
+
+interface Walked {
+  /** Option key -> the value the command line gave (strings, true, or arrays for repeatable flags). */
+  raw: Record<string, unknown>;
+  /** Positionals before `--`. */
+  positionals: string[];
+  /** Everything after `--`, untouched. */
+  rest: string[];
+}
+
+/**
+ * Read argv from parseArgs' tokens against a table of flags: unknown flags,
+ * missing values and switches given a value are reported here in corral's
+ * own words (never by rewriting parseArgs' English messages).
+ */
+export function walk(argv: string[], defs: Record<string, OptionDef>, verb: VerbName): Walked {
+  const byLong = new Map<string, [string, OptionDef]>();
+  for (const [key, def] of Object.entries(defs)) if (def.flag) byLong.set(def.flag.long, [key, def]);
+  const { tokens } = parseArgs({ args: argv, options: parseArgsConfig(defs), strict: false, allowPositionals: true, tokens: true });
+  const out: Walked = { raw: {}, positionals: [], rest: [] };
+  let afterTerminator = false;
+  for (const token of tokens) {
+    if (token.kind === 'option-terminator') afterTerminator = true;
+    else if (token.kind === 'positional') (afterTerminator ? out.rest : out.positionals).push(token.value);
+    else {
+      const entry = byLong.get(token.name);
+      if (!entry) throw unknownOption(token.rawName, [...byLong.keys()], verb);
+      const [key, def] = entry;
+      const value = flagValue(token, def, verb);
+      if (def.flag?.multiple) out.raw[key] = [...((out.raw[key] as unknown[] | undefined) ?? []), value];
+      else out.raw[key] = value;
     }
   }
   return out;
 }
 
+type OptionToken = { rawName: string; value?: string | undefined; inlineValue?: boolean | undefined };
+
+function flagValue(token: OptionToken, def: OptionDef, verb: VerbName): unknown {
+  const flag = def.flag!;
+  const name = token.rawName;
+  if (flag.arg === undefined || flag.optionalArg) {
+    if (token.value !== undefined && !flag.optionalArg) throw usageError(verb, `${name} takes no value, got "${token.value}"`);
+    return token.value ?? flag.sets ?? true;
+  }
+  if (token.value === undefined) throw usageError(verb, `${name} needs a value (${flag.arg})`);
+  // parseArgs took the next argument even if it is an option: a missing value, unless a negative number or a node flag.
+  if (!token.inlineValue && token.value.startsWith('-') && !/^-\d/.test(token.value) && !flag.dashValue) {
+    throw usageError(verb, `${name} needs a value (${flag.arg}), got the option ${token.value}`);
+  }
+  return token.value;
+}
+
+function unknownOption(raw: string, longs: string[], verb: VerbName): UsageError {
+  const near = raw.startsWith('--') ? closest(raw.slice(2), longs) : undefined;
+  const hint = near ? `did you mean --${near}? ` : '';
+  const tail = verb === 'start' ? ' (arguments for your script go after --)' : '';
+  return usageError(verb, `unknown option ${raw}; ${hint}see 'corral help ${verb}'${tail}`);
+}
+
+export function parseCommand(argv: string[], exists: (file: string) => boolean = existsSync): Command {
+  const first = argv[0];
+  if (first === undefined) return { kind: 'start', options: { script: '' }, configPath: undefined };
+  if (first === '--help' || first === '-h') return { kind: 'help', topic: undefined };
+  if (first === 'help') return { kind: 'help', topic: helpTopic(argv[1]) };
+  if (first === '--version' || first === '-v') return { kind: 'version' };
+  const verb = isVerb(first) ? first : ALIASES[first];
+  if (verb === 'start') return parseStart(argv.slice(1));
+  if (verb === 'systemd') return parseSystemd(argv.slice(1));
+  if (verb !== undefined) return parseControl(verb, argv.slice(1));
+  if (looksLikeVerb(first) && !exists(path.resolve(first))) throw unknownCommand(first);
+  return parseStart(argv);
+}
+
+/** `corral delete`: a word, not a file name: a command the user expected, not a missing script. */
+function looksLikeVerb(word: string): boolean {
+  return /^[a-z][a-z-]*$/.test(word);
+}
+
+function unknownCommand(word: string): UsageError {
+  const instead = INSTEAD[word];
+  const near = closest(word, [...Object.keys(VERBS), ...Object.keys(ALIASES)]);
+  const hint = instead ? `; use ${instead}` : near ? `; did you mean '${near}'?` : '';
+  const commands = [...Object.keys(VERBS), ...Object.keys(ALIASES)].join(', ');
+  return new UsageError(`unknown command "${word}"${hint}. Commands: ${commands} (a script path runs it: corral ./${word}.js)`);
+}
+
+function helpTopic(word: string | undefined): VerbName | undefined {
+  if (word === undefined) return undefined;
+  const verb = isVerb(word) ? word : ALIASES[word];
+  if (verb === undefined) throw unknownCommand(word);
+  return verb;
+}
+
 function parseStart(argv: string[]): Command {
-  const { values, positionals, tokens } = parse(glueNegativeValues(argv, START_OPTIONS), START_OPTIONS);
-  if (values.help) return { kind: 'help' };
-  if (values.version) return { kind: 'version' };
-  const terminator = tokens.find((t) => t.kind === 'option-terminator');
-  const before = terminator ? tokens.filter((t) => t.kind === 'positional' && t.index < terminator.index).length : positionals.length;
-  const [script, ...extra] = positionals.slice(0, before);
-  if (script !== undefined && values.config !== undefined) {
-    throw new UsageError(`give either a script (${script}) or --config, not both`);
+  const { raw, positionals, rest } = walk(argv, START_FLAGS, 'start');
+  const { help, version, config, ...flags } = raw;
+  if (help) return { kind: 'help', topic: 'start' };
+  if (version) return { kind: 'version' };
+  const [script, ...extra] = positionals;
+  if (script !== undefined && config !== undefined) throw usageError('start', `give either a script (${script}) or --config, not both`);
+  let valid;
+  try {
+    valid = validateOptions(flags, 'cli', flagLabel);
+  } catch (err) {
+    throw usageError('start', (err as Error).message);
   }
   // No script: the apps come from a config file (--config, or corral.config.* in the cwd).
-  const options: StartOptions = { script: script ?? '' };
-  if (script !== undefined) options.args = [...extra, ...positionals.slice(before)];
-  if (values.workers !== undefined) options.workers = values.workers === 'auto' ? 'auto' : parseInteger('--workers', values.workers, 1, 'a positive integer or "auto"');
-  if (values.port !== undefined) options.port = parseInteger('--port', values.port, 0, 'a port number (0-65535)');
-  if (options.port !== undefined && options.port > 65535) throw new UsageError(`--port must be a port number (0-65535), got "${values.port}"`);
-  if (values.name !== undefined) options.name = values.name;
-  if (values.strategy !== undefined) options.strategy = values.strategy as Strategy;
-  if (options.strategy !== undefined && !(STRATEGIES as readonly string[]).includes(options.strategy)) {
-    throw new UsageError(`--strategy must be one of ${STRATEGIES.join(', ')}, got "${values.strategy}"`);
-  }
-  if (values.env) options.env = parseEnv(values.env);
-  if (values['boot-timeout'] !== undefined) options.bootTimeout = positive('--boot-timeout', parseDuration('--boot-timeout', values['boot-timeout']));
-  if (values.grace !== undefined) options.grace = parseDuration('--grace', values.grace);
-  if (values['reload-parallel'] !== undefined) options.reloadParallel = parseInteger('--reload-parallel', values['reload-parallel'], 1, 'a positive integer');
-  if (values['reload-verify'] !== undefined) options.reloadVerify = parseDuration('--reload-verify', values['reload-verify']);
-  if (values.cwd !== undefined) options.cwd = values.cwd;
-  if (values.spares !== undefined) options.spares = parseInteger('--spares', values.spares, 0, 'an integer (0 or more)');
-  if (values['no-compile-cache']) options.compileCache = false;
-  if (values.watchdog !== undefined) options.watchdog = parseDuration('--watchdog', values.watchdog);
-  if (values['max-memory'] !== undefined) options.maxMemory = parseSize('--max-memory', values['max-memory']);
-  if (values['max-requests'] !== undefined) options.maxRequests = parseInteger('--max-requests', values['max-requests'], 1, 'a positive integer');
-  if (values['max-requests-jitter'] !== undefined) options.maxRequestsJitter = parseInteger('--max-requests-jitter', values['max-requests-jitter'], 0, 'an integer (0 or more)');
-  if (values['no-prefix']) options.prefix = false;
-  if (values['log-format'] !== undefined) {
-    if (!(LOG_FORMATS as readonly string[]).includes(values['log-format'])) throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}, got "${values['log-format']}"`);
-    options.logFormat = values['log-format'] as LogFormat;
-  }
-  if (values.home !== undefined) options.home = values.home;
-  if (values.force) options.force = true;
-  if (values.admin !== undefined) options.admin = values.admin;
-  if (values['admin-token'] !== undefined) options.adminToken = values['admin-token'];
-  if (values['min-ready'] !== undefined) options.minReady = parseInteger('--min-ready', values['min-ready'], 0, 'an integer (0 or more)');
-  if (values['admin-actions']) options.adminActions = true;
-  return { kind: 'start', options, configPath: values.config };
+  const options: StartOptions = { ...valid, script: script ?? '' } as StartOptions;
+  if (script !== undefined) options.args = [...extra, ...rest];
+  return { kind: 'start', options, configPath: config as string | undefined };
 }
 
-function positive(label: string, n: number): number {
-  if (n <= 0) throw new UsageError(`${label} must be a positive duration, got ${n}`);
-  return n;
+/**
+ * `corral systemd [name] [--user] [-- <start arguments>]`: its own flags
+ * before `--`, then exactly what `corral start` takes, checked the same way.
+ */
+function parseSystemd(argv: string[]): Command {
+  const cut = argv.indexOf('--');
+  const own = cut === -1 ? argv : argv.slice(0, cut);
+  const startArgs = cut === -1 ? [] : argv.slice(cut + 1);
+  const defs = { ...VERBS.systemd.flags, ...COMMON } as Record<string, OptionDef>;
+  const startFlag = own.find((a) => a.startsWith('-') && !/^--?(user|help|h)$/.test(a) && walkable(a, START_FLAGS));
+  if (startFlag !== undefined) throw usageError('systemd', `${startFlag} belongs to the app; put the app's arguments after --, e.g. corral systemd web -- server.js --port 8080`);
+  const { raw, positionals } = walk(own, defs, 'systemd');
+  if (raw.help) return { kind: 'help', topic: 'systemd' };
+  if (positionals.length > 1) throw usageError('systemd', `corral systemd takes one unit name before --, got ${positionals.length} words`);
+  const start = parseStart(startArgs);
+  if (start.kind !== 'start') throw usageError('systemd', 'after -- come the arguments of corral start');
+  return { kind: 'systemd', name: positionals[0], user: raw.user === true, start: { options: start.options, configPath: start.configPath }, startArgs };
 }
 
-function parseEnv(pairs: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--env takes KEY=VALUE, got "${pair}"`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+/** Is `arg` one of these flags (`--port`, `--port=1`, `-p`)? */
+function walkable(arg: string, defs: Record<string, OptionDef>): boolean {
+  const name = arg.replace(/^--?/, '').replace(/=.*$/, '');
+  return Object.values(defs).some((d) => d.flag && (d.flag.long === name || d.flag.short === name));
+}
+
+function parseControl(verb: Exclude<VerbName, 'start' | 'systemd'>, argv: string[]): Command {
+  // "-1" is a count, not an option: pull signed numbers out before the flags are read.
+  const counts = verb === 'scale' ? argv.filter((a) => /^[+-]\d+$/.test(a)) : [];
+  const defs = { ...VERBS[verb].flags, ...COMMON } as Record<string, OptionDef>;
+  const { raw, positionals, rest } = walk(argv.filter((a) => !counts.includes(a)), defs, verb);
+  if (raw.help) return { kind: 'help', topic: verb };
+  let f: Record<string, unknown>;
+  try {
+    f = validateFlags(defs, raw);
+  } catch (err) {
+    throw usageError(verb, (err as Error).message);
   }
-  return env;
-}
-
-function parseControl(kind: (typeof CONTROL_COMMANDS)[number], argv: string[]): Command {
-  // "-1" is a count, not an option: pull signed numbers out before parseArgs sees them.
-  const counts = kind === 'scale' ? argv.filter((a) => /^[+-]\d+$/.test(a)) : [];
-  const rest = argv.filter((a) => !counts.includes(a));
-  const { values, positionals } = parse(rest, CONTROL_OPTIONS);
-  if (values.help) return { kind: 'help' };
-  const home = values.home;
-  const json = values.json ?? false;
-  const timeout = values.timeout === undefined ? undefined : positive('--timeout', parseDuration('--timeout', values.timeout));
-  if (kind === 'scale') return { ...parseScale(positionals, counts, home, values.force ?? false), timeout };
-  if (positionals.length > 1) throw new UsageError(`corral ${kind} takes at most one cluster name, got ${positionals.length} arguments`);
-  const name = positionals[0];
-  switch (kind) {
+  const names = [...positionals, ...rest];
+  const home = f.home as string | undefined;
+  const timeout = f.timeout as number | undefined;
+  if (verb === 'scale') return { ...parseScale(names, counts, home, f.force === true), timeout };
+  if (names.length > 1) throw usageError(verb, `corral ${verb} takes at most one cluster name, got ${names.length} arguments`);
+  const name = names[0];
+  switch (verb) {
     case 'status':
-      return { kind, name, json, home };
+      return { kind: verb, name, json: f.json === true, watch: f.watch === true, home };
     case 'list':
-      if (name !== undefined) throw new UsageError('corral list takes no cluster name');
-      return { kind, json, home };
+      if (name !== undefined) throw usageError(verb, 'corral list takes no cluster name');
+      return { kind: verb, json: f.json === true, home };
     case 'reload':
-      return { kind, name, home, timeout };
-    default:
-      return { kind, name, home };
+    case 'restart':
+      return { kind: 'reload', name, home, timeout, hard: f.hard === true, verb };
+    case 'logs':
+      return { kind: verb, name, home, lines: (f.lines as number | undefined) ?? 200, follow: f.follow === true, json: f.json === true, time: f.time === true };
+    case 'stop':
+      return { kind: verb, name, home };
   }
 }
 
 function parseScale(positionals: string[], counts: string[], home: string | undefined, force: boolean): Extract<Command, { kind: 'scale' }> {
   const all = [...positionals, ...counts];
   const countArg = counts[0] ?? positionals.find((p) => /^\d+$/.test(p));
-  if (countArg === undefined || all.length > 2) throw new UsageError('usage: corral scale [name] <n|+k|-k>, e.g. corral scale 4 or corral scale web +1');
+  if (countArg === undefined || all.length > 2) throw usageError('scale', 'corral scale needs a count: n, +k or -k, e.g. corral scale 4 or corral scale web +1');
   const name = positionals.find((p) => p !== countArg);
   if (/^[+-]/.test(countArg)) return { kind: 'scale', name, target: { delta: Number(countArg) }, force, home, timeout: undefined };
   const workers = Number(countArg);
-  if (workers < 1) throw new UsageError(`cannot scale to ${workers} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`);
+  if (workers < 1) throw usageError('scale', `cannot scale to ${workers} workers: the count must be at least 1 (use 'corral stop' to stop the cluster)`);
   return { kind: 'scale', name, target: { workers }, force, home, timeout: undefined };
-}
-
-const SYSTEMD_OPTIONS = {
-  user: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
-
-const SYSTEMD_USAGE = 'usage: corral systemd [name] [--user] [-- <script> [start options]], e.g. corral systemd web -- server.js --port 8080';
-
-function parseSystemd(argv: string[]): Command {
-  const cut = argv.indexOf('--');
-  const own = cut === -1 ? argv : argv.slice(0, cut);
-  const startArgs = cut === -1 ? [] : argv.slice(cut + 1);
-  const stray = own.find((a) => a.startsWith('-') && !['--user', '--help', '-h'].includes(a));
-  if (stray !== undefined) throw new UsageError(`corral systemd: ${stray} belongs to the app; put the app's arguments after --. ${SYSTEMD_USAGE}`);
-  const { values, positionals } = parse(own, SYSTEMD_OPTIONS);
-  if (values.help) return { kind: 'help' };
-  if (positionals.length > 1) throw new UsageError(`corral systemd takes one unit name before --, got ${positionals.length} words. ${SYSTEMD_USAGE}`);
-  const start = parseStart(startArgs);
-  if (start.kind !== 'start') throw new UsageError(`corral systemd: after -- come the arguments of corral start. ${SYSTEMD_USAGE}`);
-  return { kind: 'systemd', name: positionals[0], user: values.user ?? false, start: { options: start.options, configPath: start.configPath }, startArgs };
 }

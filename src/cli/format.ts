@@ -1,3 +1,4 @@
+import { styleText } from 'node:util';
 import type { ClusterStatus } from '../primary/status.js';
 
 export function formatDuration(ms: number): string {
@@ -10,46 +11,82 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
+/** Binary units, labelled as such (1 MiB = 1024 KiB). */
 export function formatBytes(n: number | null): string {
   if (n === null) return '-';
-  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-/** Left-aligned columns, two spaces apart; numbers right-aligned. */
-export function table(header: string[], rows: string[][], numeric: boolean[] = []): string {
+/** "1 worker", "2 workers". */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** Colour only for a terminal, and never when NO_COLOR is set (no-color.org). */
+export function useColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  return out.isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';
+}
+
+type Paint = (text: string, row: number, col: number) => string;
+
+/** Left-aligned columns, two spaces apart; numbers right-aligned. `paint` colours a cell after it is padded. */
+export function table(header: string[], rows: string[][], numeric: boolean[] = [], paint?: Paint): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
+  const line = (cells: string[], row: number): string =>
     cells
-      .map((c, i) => (numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .map((c, i) => {
+        const padded = numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0);
+        return paint && row >= 0 ? paint(padded, row, i) : padded;
+      })
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return [line(header, -1), ...rows.map(line)].join('\n');
 }
 
-export function formatStatus(s: ClusterStatus): string {
+const STATE_COLORS: Record<string, Parameters<typeof styleText>[0]> = { ready: 'green', starting: 'yellow', draining: 'gray' };
+
+export function formatStatus(s: ClusterStatus, color = false): string {
   const head =
     `${s.name}  ${s.state}  primary pid ${s.pid}  up ${formatDuration(s.uptimeMs)}  strategy ${s.strategy}  ` +
     `workers ${s.totals.ready}/${s.desired} ready${s.spares > 0 ? `  spares ${s.workers.filter((w) => w.state === 'spare').length}/${s.spares}` : ''}  generation ${s.generation}`;
-  const rows = s.workers.map((w) => [
-    w.slot === null ? '-' : String(w.slot),
-    String(w.pid),
-    w.state,
-    formatDuration(w.uptimeMs),
-    String(w.restarts),
-    formatBytes(w.rss),
-    w.cpuPercent === null ? '-' : `${w.cpuPercent.toFixed(1)}%`,
-    w.requests === null ? '-' : String(w.requests),
-  ]);
-  for (const w of s.waiting) {
-    rows.push([String(w.slot), '-', `restart in ${formatDuration(w.restartInMs + 999)}`, '-', String(w.restarts), '-', '-', '-']);
-  }
-  // Spares (no slot) after the slots.
-  const order = (slot: string | undefined): number => (slot === '-' ? Infinity : Number(slot));
-  rows.sort((a, b) => order(a[0]) - order(b[0]));
-  const body = table(['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'REQUESTS'], rows, [true, true, false, true, true, true, true, true]);
-  const total = `total: ${s.totals.workers} workers, ${formatBytes(s.totals.rss)} RSS, ${s.totals.requests} requests, ${s.totals.restarts} restarts`;
+  // During a reload old and new workers serve side by side: say which runs which code.
+  const mixed = s.state === 'reloading' || s.workers.some((w) => w.generation !== s.generation);
+  const seen = new Set<number>();
+  // A slot's restarts belong to the slot: shown on its first row only, so the rows add up to the total (a spare has none).
+  const restarts = (slot: number | null, n: number): string => (slot === null || seen.has(slot) ? '' : (seen.add(slot), String(n)));
+  const rows = [
+    // Spares (no slot) after the slots.
+    ...s.workers.map((w) => ({ slot: w.slot ?? Infinity, cells: [
+      w.slot === null ? '-' : String(w.slot),
+      String(w.pid),
+      w.state,
+      ...(mixed ? [String(w.generation)] : []),
+      formatDuration(w.uptimeMs),
+      restarts(w.slot, w.restarts),
+      formatBytes(w.rss),
+      w.cpuPercent === null ? '-' : `${w.cpuPercent.toFixed(1)}%`,
+      w.requests === null ? '-' : String(w.requests),
+    ] })),
+    ...s.waiting.map((w) => ({ slot: w.slot, cells: [String(w.slot), '-', `restart in ${formatDuration(w.restartInMs + 999)}`, ...(mixed ? ['-'] : []), '-', restarts(w.slot, w.restarts), '-', '-', '-'] })),
+  ].sort((a, b) => a.slot - b.slot).map((r) => r.cells);
+  const header = ['SLOT', 'PID', 'STATE', ...(mixed ? ['GEN'] : []), 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'REQUESTS'];
+  const numeric = header.map((h) => h !== 'STATE');
+  const stateCol = 2;
+  const restartCol = header.indexOf('RESTARTS');
+  const paint: Paint | undefined = color
+    ? (text, row, col) => {
+        const cell = rows[row]?.[col] ?? '';
+        if (col === stateCol) return cell.startsWith('restart in') ? styleText('red', text) : STATE_COLORS[cell] ? styleText(STATE_COLORS[cell]!, text) : text;
+        if (col === restartCol && cell !== '' && cell !== '0') return styleText('yellow', text);
+        return text;
+      }
+    : undefined;
+  const body = table(header, rows, numeric, paint);
+  const t = s.totals;
+  const total = `total: ${plural(t.workers, 'worker')}, ${formatBytes(t.rss)} RSS, ${plural(t.requests, 'request')}, ${plural(t.restarts, 'restart')}` +
+    (s.reloads.succeeded + s.reloads.failed > 0 ? `; ${plural(s.reloads.succeeded, 'reload')}${s.reloads.failed > 0 ? `, ${s.reloads.failed} refused` : ''}` : '');
   const sizing = formatSizing(s);
   return `${head}\n${sizing ? `${sizing}\n` : ''}${body}\n${total}`;
 }
@@ -59,5 +96,5 @@ export function formatSizing(s: ClusterStatus): string | null {
   if (!s.sizing) return null;
   const n = s.sizing.workers;
   const scaled = s.desired === n ? '' : `; scaled to ${s.desired} since`;
-  return `${n} worker${n === 1 ? '' : 's'}: ${s.sizing.source}${scaled}`;
+  return `${plural(n, 'worker')}: ${s.sizing.source}${scaled}`;
 }

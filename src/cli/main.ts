@@ -6,19 +6,23 @@ import { corralVersion } from '../common/version.js';
 import path from 'node:path';
 import { CONFIG_NAMES, findConfig, loadConfig } from '../config/file.js';
 import { defaultHome, logicalCwd, resolveOptions, type ResolvedOptions, type StartOptions } from '../config/options.js';
+import { flagLabel, type ValidOptions } from '../config/schema.js';
 import { chooseStrategy } from '../primary/balancing.js';
 import type { ClusterHandle } from '../primary/run.js';
 import { RemoteError, liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
 import { socketPath } from '../control/paths.js';
-import { runCluster } from '../primary/run.js';
+import { announce, runCluster } from '../primary/run.js';
 import { exitOnUnhandledStopSignals } from '../primary/pid1.js';
 import { ServiceNotifier, describeClusters } from '../systemd/notify.js';
 import type { ClusterStatus } from '../primary/status.js';
 import type { ControlCommand } from '../control/protocol.js';
+import { fromWire, type WireRecord } from '../logs/ring.js';
+import { jsonLine, textLine } from '../logs/sink.js';
 import { parseCommand, type Command, type SystemdCommand } from './args.js';
 import { systemdUnit, thisHost } from './systemd.js';
-import { formatStatus, table } from './format.js';
-import { USAGE } from './usage.js';
+import { formatStatus, table, useColor } from './format.js';
+import { generalHelp, usageLine, verbHelp } from './usage.js';
+import type { VerbName } from './verbs.js';
 
 /** Exit codes: 0 done, 1 the operation failed, 2 bad usage or no such cluster. */
 const EXIT_FAILED = 1;
@@ -29,7 +33,7 @@ const USAGE_CODES = new Set(['E_USAGE', 'E_CONFIG', 'E_NAME_TAKEN', 'E_NO_CLUSTE
 async function run(command: Command): Promise<number> {
   switch (command.kind) {
     case 'help':
-      process.stdout.write(USAGE);
+      process.stdout.write(command.topic ? verbHelp(command.topic) : generalHelp());
       return 0;
     case 'version':
       process.stdout.write(`corral ${corralVersion()}\n`);
@@ -40,6 +44,10 @@ async function run(command: Command): Promise<number> {
       return list(command.home ?? defaultHome(), command.json);
     case 'systemd':
       return printUnit(command);
+    case 'logs':
+      return logs(command);
+    case 'status':
+      return command.watch ? watchStatus(command) : status(command);
     default:
       return control(command);
   }
@@ -47,17 +55,21 @@ async function run(command: Command): Promise<number> {
 
 /** The apps to run: the script from the command line, or every app of a config file with the flags on top. */
 async function appsToStart(options: StartOptions, configPath: string | undefined): Promise<ResolvedOptions[]> {
-  if (options.script !== '') return [resolveOptions(options, cliLabel)];
+  if (options.script !== '') return [resolveOptions(options as ValidOptions, flagLabel)];
   const here = logicalCwd();
   const file = configPath === undefined ? findConfig(here) : path.resolve(here, configPath);
   if (!file) throw new UsageError(`no script given and no ${CONFIG_NAMES.join(' / ')} in ${here}; usage: corral <script> [options]`);
   const { script: _none, ...overrides } = options;
-  const apps = await loadConfig(file);
+  const { apps, wrapped } = await loadConfig(file);
+  const fromCli = new Set(Object.keys(overrides));
   const resolved = apps.map((app, i) => {
+    const at = wrapped ? `apps[${i}]: ` : '';
     try {
-      return resolveOptions({ ...app, ...overrides }, (key) => `apps[${i}].${key}`);
+      // Flags override the file's values; -e adds to the app's env rather than replacing it.
+      const env = app.env || overrides.env ? { ...app.env, ...overrides.env } : undefined;
+      return resolveOptions({ ...app, ...overrides, ...(env ? { env } : {}) } as ValidOptions, (key) => (fromCli.has(key) ? flagLabel(key) : key));
     } catch (err) {
-      if (err instanceof UsageError) throw new UsageError(`${path.basename(file)}: apps[${i}]: ${err.message}`);
+      if (err instanceof UsageError) throw new UsageError(`${path.basename(file)}: ${at}${err.message}`);
       throw err;
     }
   });
@@ -96,9 +108,18 @@ async function startApps(options: StartOptions, configPath: string | undefined):
     throw err;
   }
   notifier?.watch(running);
+  announceNextSteps(running);
   const codes = await Promise.all(running.map((c) => c.done));
   await notifier?.idle(2000);
   return Math.max(0, ...codes);
+}
+
+/** One line after start: where to look and how to stop. */
+function announceNextSteps(running: ClusterHandle[]): void {
+  const first = running[0];
+  if (!first) return;
+  const name = running.length === 1 ? ` ${first.name}` : '';
+  announce(first, `running. In another terminal: 'corral status${name}' (also logs, reload, stop); Ctrl-C stops gracefully, a second Ctrl-C forces`);
 }
 
 async function list(home: string, json: boolean): Promise<number> {
@@ -132,7 +153,89 @@ async function printUnit(command: SystemdCommand): Promise<number> {
   return 0;
 }
 
-async function control(command: Exclude<Command, { kind: 'help' | 'version' | 'start' | 'list' | 'systemd' }>): Promise<number> {
+
+async function status(command: Extract<Command, { kind: 'status' }>): Promise<number> {
+  const targets = await resolveGroup(command.home ?? defaultHome(), command.name, 'status');
+  const statuses = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'status' }, 10_000) as Promise<ClusterStatus>));
+  const json = statuses.length === 1 ? JSON.stringify(statuses[0], null, 2) : JSON.stringify(statuses, null, 2);
+  const color = useColor(process.stdout);
+  process.stdout.write(command.json ? `${json}\n` : `${statuses.map((s) => formatStatus(s, color)).join('\n\n')}\n`);
+  return 0;
+}
+
+const WATCH_EVERY_MS = 1000;
+
+/**
+ * `corral status --watch`: the table redrawn in place every second (like
+ * top) until Ctrl-C. Without a terminal, one snapshot after another with
+ * its time, no escape codes; with --json, one JSON line each.
+ */
+async function watchStatus(command: Extract<Command, { kind: 'status' }>): Promise<number> {
+  const targets = await resolveGroup(command.home ?? defaultHome(), command.name, 'status');
+  const tty = process.stdout.isTTY === true && !command.json;
+  const color = useColor(process.stdout);
+  const quit = new AbortController();
+  const onSignal = (): void => quit.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  if (tty) process.stdout.write('\x1b[?25l');
+  try {
+    while (!quit.signal.aborted) {
+      let statuses: ClusterStatus[];
+      try {
+        statuses = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'status' }, 5000) as Promise<ClusterStatus>));
+      } catch (err) {
+        if ((err as CorralError).code !== 'E_NO_CLUSTER' && (err as CorralError).code !== 'E_PROTOCOL') throw err;
+        process.stdout.write(`${tty ? '\n' : ''}${targets.map((t) => t.name).join(', ')}: no longer running\n`);
+        return 0;
+      }
+      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      if (command.json) process.stdout.write(`${JSON.stringify(statuses.length === 1 ? statuses[0] : statuses)}\n`);
+      else if (tty) process.stdout.write(`\x1b[H\x1b[2J${statuses.map((s) => formatStatus(s, color)).join('\n\n')}\n\n${now} · every ${WATCH_EVERY_MS / 1000} s · Ctrl-C to quit\n`);
+      else process.stdout.write(`== ${now}\n${statuses.map((s) => formatStatus(s, false)).join('\n\n')}\n\n`);
+      await sleep(WATCH_EVERY_MS, quit.signal);
+    }
+    return 0;
+  } finally {
+    if (tty) process.stdout.write('\x1b[?25h');
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/**
+ * `corral logs`: the primary's recent lines (each slot's and corral's own),
+ * then with --follow every new one until Ctrl-C or until the cluster stops.
+ */
+async function logs(command: Extract<Command, { kind: 'logs' }>): Promise<number> {
+  const { name, file } = await resolveCluster(command.home ?? defaultHome(), command.name, 'logs');
+  const style = { prefix: true, time: command.time, color: useColor(process.stdout) };
+  const print = (w: WireRecord): void => {
+    const record = fromWire(w);
+    process.stdout.write(command.json ? jsonLine(record, name) : textLine(record, name, style));
+  };
+  const result = (await sendCommand(file, { cmd: 'logs', lines: command.lines, follow: command.follow }, {
+    timeoutMs: command.follow ? 0 : 10_000,
+    onProgress: (p) => {
+      if (typeof p.skipped === 'number') process.stderr.write(`corral: ${p.skipped} lines skipped: this reader fell behind\n`);
+      if (p.log) print(p.log as WireRecord);
+    },
+  })) as { stopped?: boolean };
+  if (command.follow && result.stopped) process.stderr.write(`corral: ${name} stopped\n`);
+  return 0;
+}
+
+async function control(command: Extract<Command, { kind: 'reload' | 'scale' | 'stop' }>): Promise<number> {
   const home = command.home ?? defaultHome();
   if (command.kind === 'scale') {
     const { name, file } = await resolveCluster(home, command.name, 'scale');
@@ -140,19 +243,18 @@ async function control(command: Exclude<Command, { kind: 'help' | 'version' | 's
     process.stdout.write(`${name}: ${result.workers} workers ready\n`);
     return 0;
   }
-  const targets = await resolveGroup(home, command.name, command.kind);
+  const targets = await resolveGroup(home, command.name, command.kind === 'reload' ? command.verb : command.kind);
   switch (command.kind) {
-    case 'status': {
-      const statuses = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'status' }, 10_000) as Promise<ClusterStatus>));
-      const json = statuses.length === 1 ? JSON.stringify(statuses[0], null, 2) : JSON.stringify(statuses, null, 2);
-      process.stdout.write(command.json ? `${json}\n` : `${statuses.map(formatStatus).join('\n\n')}\n`);
-      return 0;
-    }
     case 'reload':
+      if (command.verb === 'restart') {
+        process.stderr.write(command.hard
+          ? 'corral: restart --hard: every worker is drained and replaced at once (requests may wait or fail meanwhile)\n'
+          : "corral: restart is a rolling reload (zero downtime); 'corral restart --hard' replaces every worker at once\n");
+      }
       // One app after the other: never more than --reload-parallel extra workers in the whole tree.
       for (const t of targets) {
-        const result = (await bounded(t.name, t.file, 'reload', { cmd: 'reload' }, command.timeout)) as { generation: number };
-        process.stdout.write(`${t.name}: reloaded, every worker now runs generation ${result.generation}\n`);
+        const result = (await bounded(t.name, t.file, command.verb, { cmd: 'reload', hard: command.hard }, command.timeout)) as { generation: number };
+        process.stdout.write(`${t.name}: ${command.hard ? 'restarted' : 'reloaded'}, every worker now runs generation ${result.generation}\n`);
       }
       return 0;
     case 'stop': {
@@ -224,46 +326,33 @@ async function gone(pid: number): Promise<boolean> {
   return false;
 }
 
-const CLI_LABELS: Record<string, string> = {
-  workers: '--workers',
-  port: '--port',
-  name: '--name',
-  strategy: '--strategy',
-  bootTimeout: '--boot-timeout',
-  grace: '--grace',
-  reloadParallel: '--reload-parallel',
-  reloadVerify: '--reload-verify',
-  cwd: '--cwd',
-  watchdog: '--watchdog',
-  maxMemory: '--max-memory',
-  maxRequests: '--max-requests',
-  maxRequestsJitter: '--max-requests-jitter',
-  logFormat: '--log-format',
-  force: '--force',
-  spares: '--spares',
-  compileCache: '--no-compile-cache',
-  admin: '--admin',
-  adminToken: '--admin-token',
-  minReady: '--min-ready',
-  adminActions: '--admin-actions',
-};
-
-function cliLabel(key: string): string {
-  return CLI_LABELS[key] ?? key;
-}
-
 async function main(argv: string[]): Promise<number> {
   exitOnUnhandledStopSignals();
+  let verb: VerbName | undefined;
   try {
-    return await run(parseCommand(argv));
+    const command = parseCommand(argv);
+    verb = verbOf(command);
+    return await run(command);
   } catch (err) {
     if (err instanceof CorralError) {
       // A local app that could not start: its supervisor already logged why.
       if (err.code !== 'E_BOOT' || err instanceof RemoteError) process.stderr.write(`corral: ${err.message}\n`);
-      if (err.code === 'E_USAGE') process.stderr.write(`usage: corral [start] <script> [options] [-- <script args>]   (corral --help)\n`);
+      if (err.code === 'E_USAGE') process.stderr.write(`${usageLine((err as { verb?: VerbName }).verb ?? verb)}\n`);
       return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILED;
     }
     throw err;
+  }
+}
+
+function verbOf(command: Command): VerbName | undefined {
+  switch (command.kind) {
+    case 'help':
+    case 'version':
+      return undefined;
+    case 'reload':
+      return command.verb;
+    default:
+      return command.kind;
   }
 }
 

@@ -1,37 +1,34 @@
-export const USAGE = `corral - run a Node.js server on every core
+import { OPTIONS, type OptionDef } from '../config/schema.js';
+import { VERBS, type VerbName } from './verbs.js';
+
+/** `  -w, --workers <n|auto>        worker count ...`: one aligned line per flag that has help. */
+function flagLines(defs: Record<string, OptionDef>): string[] {
+  const rows = Object.values(defs)
+    .filter((d) => d.flag && d.help)
+    .map((d) => {
+      const f = d.flag!;
+      const arg = f.arg ? (f.optionalArg ? f.arg : ` ${f.arg}`) : '';
+      return [`${f.short ? `-${f.short}, ` : '    '}--${f.long}${arg}`, d.help as string] as const;
+    });
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return rows.map(([left, help]) => `  ${left.padEnd(width)}${help}`);
+}
+
+const CONTROL: VerbName[] = ['status', 'logs', 'reload', 'restart', 'scale', 'stop', 'list', 'systemd'];
+
+/** `corral --help`: what corral does, every command, the start options. */
+export function generalHelp(): string {
+  const width = Math.max(...Object.values(VERBS).map((v) => v.synopsis.length)) + 2;
+  return `corral - run a Node.js server on every core
 
 Usage:
-  corral [start] <script> [options] [-- <script args>]
+  ${VERBS.start.synopsis}
   corral [start] [--config <file>] [options]   the apps of corral.config.{json,js,mjs,ts}
-  corral status [name] [--json]      show workers, memory, CPU and restarts
-  corral reload [name]               rolling reload with zero downtime
-  corral scale [name] <n|+k|-k>      change the worker count at runtime
-  corral stop [name]                 graceful stop
-  corral list [--json]               running clusters
-  corral systemd [name] [--user] [-- <script> [options]]
-                                     print a systemd unit for the app (the config file's without --)
+${CONTROL.map((v) => `  ${VERBS[v].synopsis.padEnd(width)}${VERBS[v].summary}`).join('\n')}
+  corral help <command>   that command's options and an example
 
 Start options:
-  -w, --workers <n|auto>        worker count (default auto: usable CPUs, cgroup quota included)
-  -p, --port <n>                set PORT for the workers
-  -n, --name <name>             cluster name (default: the script's basename)
-      --strategy <s>            auto | os | rr | reuseport (default auto)
-  -e, --env <KEY=VALUE>         extra environment for the workers (repeatable)
-      --boot-timeout <ms>       a worker must be ready within this (default 30000)
-      --grace <ms>              drain time on stop/reload before SIGTERM (default 10000)
-      --reload-parallel <k>     workers replaced at a time during reload (default 1)
-      --watchdog <ms>           kill a worker without heartbeat this long (default 30000, 0 = off)
-      --max-memory <size>       replace a worker whose RSS stays above this (e.g. 512M, 2G)
-      --max-requests <n>        recycle a worker after n requests
-      --max-requests-jitter <n> add 0..n to each worker's --max-requests
-      --no-prefix               print worker output without [name slot pid] prefixes
-      --log-format <text|json>  json: one object per line (time, level, source, worker, pid, msg)
-      --home <dir>              control socket directory (default $CORRAL_HOME or ~/.corral)
-      --admin <port|host:port>  admin HTTP server: /metrics /status /healthz /readyz and a dashboard (default host 127.0.0.1)
-      --admin-token <token>     Bearer token for it (or $CORRAL_ADMIN_TOKEN); required on a non-loopback host
-      --min-ready <n>           /readyz is 200 only with at least n ready workers (default 1)
-      --admin-actions           allow reload and scale from the admin server (POST, off by default)
-  -c, --config <file>           config file to run when no script is given (default corral.config.* in cwd)
+${flagLines({ ...OPTIONS, ...VERBS.start.flags } as Record<string, OptionDef>).join('\n')}
   -h, --help                    this help
   -v, --version                 corral's version
 
@@ -39,3 +36,27 @@ Signals to the primary: SIGINT/SIGTERM graceful stop (twice: immediate), SIGHUP 
 SIGTTIN one worker more, SIGTTOU one worker less.
 Exit codes: 0 ok, 1 operation failed, 2 bad usage or no such cluster.
 `;
+}
+
+/** `corral help reload`, `corral reload --help`: synopsis, what it does, options, examples. */
+export function verbHelp(verb: VerbName): string {
+  if (verb === 'start') return generalHelp();
+  const v = VERBS[verb];
+  const options = flagLines(v.flags as Record<string, OptionDef>);
+  return `Usage: ${v.synopsis}
+
+${v.summary}.${'details' in v ? `\n${v.details}` : ''}
+
+Options:
+${options.join('\n')}
+
+Example${v.examples.length > 1 ? 's' : ''}:
+${v.examples.map((e) => `  ${e}`).join('\n')}
+`;
+}
+
+/** The line that follows a usage error: that command's synopsis. */
+export function usageLine(verb: VerbName | undefined): string {
+  const v = VERBS[verb ?? 'start'];
+  return `usage: ${v.synopsis}   (corral help ${verb ?? 'start'})`;
+}

@@ -2,8 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from '../common/errors.js';
-import type { StartOptions } from './options.js';
-import { parseConfig } from './schema.js';
+import { parseConfig, type ConfigApps } from './schema.js';
 
 export const CONFIG_NAMES = ['corral.config.json', 'corral.config.js', 'corral.config.mjs', 'corral.config.ts'] as const;
 
@@ -30,11 +29,11 @@ async function readConfigValue(file: string): Promise<unknown> {
   }
 }
 
-/** The apps a config file describes, each with paths resolved against the file's directory. */
-export async function loadConfig(file: string): Promise<StartOptions[]> {
+/** The apps a config file describes, each with its cwd resolved against the file's directory (other paths are relative to that cwd). */
+export async function loadConfig(file: string): Promise<ConfigApps> {
   if (!existsSync(file)) throw new UsageError(`config file not found: ${file}; check --config`);
-  const apps = parseConfig(await readConfigValue(file), path.basename(file));
+  const { apps, wrapped } = parseConfig(await readConfigValue(file), path.basename(file));
   // `file` is absolute (resolved against the logical cwd), so a symlinked release dir is kept.
   const dir = path.dirname(file);
-  return apps.map((app) => ({ ...app, cwd: path.resolve(dir, app.cwd ?? '.') }));
+  return { apps: apps.map((app) => ({ ...app, cwd: path.resolve(dir, app.cwd ?? '.') })), wrapped };
 }

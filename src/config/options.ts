@@ -1,61 +1,27 @@
-import { statSync, accessSync, constants } from 'node:fs';
+import { statSync, accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isLoopback, parseAdminAddress, type AdminAddress } from '../admin/address.js';
 import { UsageError } from '../common/errors.js';
 import { usableCpus } from '../primary/cpus.js';
 import type { RequestHandler } from '../primary/messaging.js';
+import { DEFAULTS, validateOptions, type Label, type ValidOptions, type WithDefaults } from './schema.js';
 
-export const STRATEGIES = ['auto', 'rr', 'os', 'reuseport'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
-export const LOG_FORMATS = ['text', 'json'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+export { STRATEGIES, LOG_FORMATS, DEFAULTS, type Strategy, type LogFormat } from './schema.js';
 
-/** What a caller may pass: the CLI after parsing argv, or the library API. */
-export interface StartOptions {
+/**
+ * What a caller may pass: the CLI after parsing argv, a config file's app, or
+ * the library API. Every key is described (and validated) in schema.ts;
+ * text forms ("10s", "512M", "8080") are accepted too.
+ */
+export type StartOptions = Omit<ValidOptions, 'script' | 'onRequest'> & {
   script: string;
-  args?: string[];
-  workers?: number | 'auto';
-  name?: string;
-  port?: number;
-  strategy?: Strategy;
-  env?: Record<string, string>;
-  cwd?: string;
-  bootTimeout?: number;
-  grace?: number;
-  reloadParallel?: number;
-  /** The reload's canary serves beside the old worker this long before the reload goes on (0: no canary). */
-  reloadVerify?: number;
-  watchdog?: number;
-  maxMemory?: number;
-  maxRequests?: number;
-  maxRequestsJitter?: number;
-  prefix?: boolean;
-  logFormat?: LogFormat;
-  /** Directory of control sockets; default $CORRAL_HOME or ~/.corral. */
-  home?: string;
-  /** Listen on the control socket (default true). */
-  control?: boolean;
-  /** Allow a worker count above WORKERS_PER_CPU_LIMIT × the usable CPUs. */
-  force?: boolean;
-  /** Warm spares: booted workers whose listen() waits until a slot needs them (default 0). */
-  spares?: number;
-  /** Share compiled code between the workers (Node >= 22.1; default true). */
-  compileCache?: boolean;
   /**
    * Handlers for `worker.request(name)`, registered before any worker boots
    * (workers that ask at boot need not wait for `await start()`).
    */
   onRequest?: Record<string, RequestHandler>;
-  /** Admin HTTP server: a port (bound on 127.0.0.1) or "host:port"; off when absent. */
-  admin?: number | string;
-  /** Bearer token for the admin server; default $CORRAL_ADMIN_TOKEN. Required on a non-loopback host. */
-  adminToken?: string;
-  /** /readyz answers 200 only with at least this many ready workers (default 1). */
-  minReady?: number;
-  /** Allow POST /actions/reload and /actions/scale on the admin server (default false). */
-  adminActions?: boolean;
-}
+};
 
 export interface AdminOptions extends AdminAddress {
   token: string | undefined;
@@ -63,27 +29,22 @@ export interface AdminOptions extends AdminAddress {
   actions: boolean;
 }
 
-export interface ResolvedOptions {
+/** Options checked and completed: paths absolute, defaults filled in. */
+export interface ResolvedOptions extends Omit<WithDefaults, 'script' | 'args' | 'name' | 'env' | 'cwd' | 'home' | 'onRequest' | 'admin' | 'adminToken' | 'minReady' | 'adminActions' | 'envFile' | 'nodeArgs' | 'handlers' | 'watch' | 'watchIgnore'> {
   script: string;
   args: string[];
-  workers: number | 'auto';
   name: string;
-  port: number | undefined;
-  strategy: Strategy;
   env: Record<string, string>;
   cwd: string;
-  bootTimeout: number;
-  grace: number;
-  reloadParallel: number;
-  reloadVerify: number;
-  watchdog: number;
-  maxMemory: number | undefined;
-  maxRequests: number | undefined;
-  maxRequestsJitter: number;
-  prefix: boolean;
-  logFormat: LogFormat;
   home: string;
-  control: boolean;
+  /** Absolute paths of the env files, read at every spawn (an edit applies at the next reload). */
+  envFile: string[];
+  nodeArgs: string[];
+  /** Absolute path of the primary-side request handler module. */
+  handlers: string | undefined;
+  /** Absolute paths to watch (empty: no watching). */
+  watch: string[];
+  watchIgnore: string[];
   /** Largest worker count accepted without force (here and for scale()). */
   maxWorkers: number;
   spares: number;
@@ -91,16 +52,6 @@ export interface ResolvedOptions {
   onRequest: Record<string, RequestHandler>;
   admin: AdminOptions | undefined;
 }
-
-export const DEFAULTS = {
-  bootTimeout: 30_000,
-  grace: 10_000,
-  reloadParallel: 1,
-  reloadVerify: 2000,
-  watchdog: 30_000,
-  maxRequestsJitter: 0,
-  minReady: 1,
-} as const;
 
 /**
  * More workers than this per usable CPU only add memory and contention
@@ -136,24 +87,6 @@ export function defaultHome(): string {
   return process.env.CORRAL_HOME || path.join(os.homedir(), '.corral');
 }
 
-function integer(label: string, value: unknown, min: number, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new UsageError(`${label} must be ${what}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function optionalInteger(label: string, value: unknown, min: number, what: string): number | undefined {
-  return value === undefined ? undefined : integer(label, value, min, what);
-}
-
-function oneOf<T extends string>(label: string, value: unknown, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new UsageError(`${label} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
-  }
-  return value as T;
-}
-
 /** The script must be a readable file; say which and how to fix it. */
 export function checkScript(script: string, cwd: string): string {
   const abs = path.resolve(cwd, script);
@@ -183,65 +116,94 @@ export function checkName(label: string, name: string): string {
   return name;
 }
 
-function defaultName(script: string): string {
-  const base = path.basename(script).replace(/\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_.-]/g, '-');
-  return NAME_RE.test(base) ? base : 'app';
+/**
+ * The cluster's default name: the nearest package.json's name (two
+ * projects' server.js no longer collide), else the script's directory's name.
+ */
+export function defaultName(script: string, readJson: (file: string) => unknown = readPackageJson): string {
+  const dir = path.dirname(script);
+  for (let d = dir; ; d = path.dirname(d)) {
+    const pkg = readJson(path.join(d, 'package.json')) as { name?: unknown } | undefined;
+    if (pkg && typeof pkg.name === 'string' && pkg.name !== '') return asName(pkg.name);
+    if (path.dirname(d) === d) break;
+  }
+  return asName(path.basename(dir));
 }
 
-/** Validate and fill in defaults; `label` maps an option key to how the caller spelled it. */
-export function resolveOptions(input: StartOptions, label: (key: string) => string = (k) => k): ResolvedOptions {
-  const cwd = input.cwd === undefined ? logicalCwd() : path.resolve(logicalCwd(), input.cwd);
-  if (typeof input.script !== 'string' || input.script === '') throw new UsageError('no script given; usage: corral <script> [options]');
-  const script = checkScript(input.script, cwd);
-  const workers = input.workers === undefined || input.workers === 'auto'
-    ? 'auto'
-    : integer(label('workers'), input.workers, 1, 'a positive integer or "auto"');
+function readPackageJson(file: string): unknown {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** "@acme/api" -> "acme-api"; anything else not allowed in a name becomes '-'. */
+function asName(text: string): string {
+  const name = text.replace(/^@/, '').replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return NAME_RE.test(name) ? name : 'app';
+}
+
+/** A file named by an option must exist: say which, where it was looked for, and how to fix it. */
+function existingFile(label: string, file: string, cwd: string): string {
+  const abs = path.resolve(cwd, file);
+  if (!existsSync(abs)) throw new UsageError(`${label} ${file}: not found (looked at ${abs}); check the path`);
+  return abs;
+}
+
+/** Validate start()'s options (the library API) and fill in defaults. */
+export function resolveStartOptions(input: unknown): ResolvedOptions {
+  return resolveOptions(validateOptions(input, 'api'));
+}
+
+/**
+ * Check what only the machine can tell (files exist, CPUs for the worker
+ * count, the admin address) and fill in defaults. `input` is already valid
+ * by the schema; `label` maps an option key to how the caller spelled it.
+ */
+export function resolveOptions(input: ValidOptions, label: Label = (k) => k): ResolvedOptions {
+  const o = { ...DEFAULTS, ...withoutUndefined(input) } as WithDefaults;
+  const cwd = o.cwd === undefined ? logicalCwd() : path.resolve(logicalCwd(), o.cwd);
+  if (typeof o.script !== 'string' || o.script === '') throw new UsageError('no script given; usage: corral <script> [options]');
+  const script = checkScript(o.script, cwd);
   const cpus = usableCpus();
-  const maxWorkers = input.force ? Infinity : WORKERS_PER_CPU_LIMIT * cpus;
-  if (workers !== 'auto' && workers > maxWorkers) {
-    throw new UsageError(`${label('workers')} ${workers} is more than ${maxWorkers} (${WORKERS_PER_CPU_LIMIT} per usable CPU, ${cpus} usable); use ${label('force')} to run that many anyway`);
+  const maxWorkers = o.force ? Infinity : WORKERS_PER_CPU_LIMIT * cpus;
+  if (o.workers !== 'auto' && o.workers > maxWorkers) {
+    throw new UsageError(`${label('workers')} ${o.workers} is more than ${maxWorkers} (${WORKERS_PER_CPU_LIMIT} per usable CPU, ${cpus} usable); use ${label('force')} to run that many anyway`);
   }
-  const spares = integer(label('spares'), input.spares ?? 0, 0, 'an integer (0 or more)');
-  if ((workers === 'auto' ? cpus : workers) + spares > maxWorkers) {
-    throw new UsageError(`${label('spares')} ${spares} with ${workers === 'auto' ? cpus : workers} workers is more than ${maxWorkers} processes (${WORKERS_PER_CPU_LIMIT} per usable CPU); use fewer or ${label('force')}`);
+  const workerCount = o.workers === 'auto' ? cpus : o.workers;
+  if (workerCount + o.spares > maxWorkers) {
+    throw new UsageError(`${label('spares')} ${o.spares} with ${workerCount} workers is more than ${maxWorkers} processes (${WORKERS_PER_CPU_LIMIT} per usable CPU); use fewer or ${label('force')}`);
   }
-  const maxMemory = optionalInteger(label('maxMemory'), input.maxMemory, 1, 'a positive size');
-  const maxRequests = optionalInteger(label('maxRequests'), input.maxRequests, 1, 'a positive integer');
   return {
+    ...o,
     script,
-    args: input.args ?? [],
-    workers,
-    name: checkName(label('name'), input.name ?? defaultName(script)),
-    port: optionalInteger(label('port'), input.port, 0, 'a port number (0-65535)'),
-    strategy: oneOf(label('strategy'), input.strategy ?? 'auto', STRATEGIES),
-    env: input.env ?? {},
+    args: o.args ?? [],
+    name: o.name ?? defaultName(script),
+    env: o.env ?? {},
     cwd,
-    bootTimeout: integer(label('bootTimeout'), input.bootTimeout ?? DEFAULTS.bootTimeout, 1, 'a positive duration in ms'),
-    grace: integer(label('grace'), input.grace ?? DEFAULTS.grace, 0, 'a duration in ms (0 or more)'),
-    reloadParallel: integer(label('reloadParallel'), input.reloadParallel ?? DEFAULTS.reloadParallel, 1, 'a positive integer'),
-    reloadVerify: integer(label('reloadVerify'), input.reloadVerify ?? DEFAULTS.reloadVerify, 0, 'a duration in ms (0 = no canary)'),
-    watchdog: integer(label('watchdog'), input.watchdog ?? DEFAULTS.watchdog, 0, 'a duration in ms (0 = off)'),
-    maxMemory,
-    maxRequests,
-    maxRequestsJitter: integer(label('maxRequestsJitter'), input.maxRequestsJitter ?? DEFAULTS.maxRequestsJitter, 0, 'an integer (0 or more)'),
-    prefix: input.prefix ?? true,
-    logFormat: oneOf(label('logFormat'), input.logFormat ?? 'text', LOG_FORMATS),
-    home: input.home ?? defaultHome(),
-    control: input.control ?? true,
+    home: o.home ?? defaultHome(),
+    envFile: (o.envFile ?? []).map((f) => existingFile(label('envFile'), f, cwd)),
+    nodeArgs: o.nodeArgs ?? [],
+    handlers: o.handlers === undefined ? undefined : existingFile(label('handlers'), o.handlers, cwd),
+    watch: watchPaths(o.watch, cwd, label('watch')),
+    watchIgnore: o.watchIgnore ?? [],
     maxWorkers,
-    spares,
-    compileCache: input.compileCache ?? true,
-    onRequest: checkHandlers(label('onRequest'), input.onRequest),
-    admin: resolveAdmin(input, label),
+    onRequest: { ...(o.onRequest as Record<string, RequestHandler> | undefined) },
+    admin: resolveAdmin(o, label),
   };
 }
 
-function checkHandlers(label: string, value: unknown): Record<string, RequestHandler> {
-  if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Object.values(value).some((h) => typeof h !== 'function')) {
-    throw new UsageError(`${label} must be an object mapping request names to functions`);
-  }
-  return { ...(value as Record<string, RequestHandler>) };
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+}
+
+/** `--watch` alone watches the app's directory; named paths must exist. */
+function watchPaths(watch: boolean | string[] | undefined, cwd: string, label: string): string[] {
+  if (watch === undefined || watch === false) return [];
+  if (watch === true || watch.length === 0) return [cwd];
+  return watch.map((p) => existingFile(label, p, cwd));
 }
 
 /**
@@ -249,15 +211,12 @@ function checkHandlers(label: string, value: unknown): Record<string, RequestHan
  * refused: the cluster's status and its reload/scale actions would be open to
  * the network. The token may come from $CORRAL_ADMIN_TOKEN (kept out of `ps`).
  */
-function resolveAdmin(input: StartOptions, label: (key: string) => string): AdminOptions | undefined {
+function resolveAdmin(input: ValidOptions, label: Label): AdminOptions | undefined {
   if (input.admin === undefined) {
     for (const key of ['adminToken', 'minReady', 'adminActions'] as const) {
       if (input[key] !== undefined) throw new UsageError(`${label(key)} needs ${label('admin')} <port|host:port> (the admin server is off without it)`);
     }
     return undefined;
-  }
-  if (typeof input.admin !== 'number' && typeof input.admin !== 'string') {
-    throw new UsageError(`${label('admin')} must be a port or "host:port", got ${JSON.stringify(input.admin)}`);
   }
   const address = parseAdminAddress(label('admin'), input.admin);
   const token = input.adminToken ?? (process.env.CORRAL_ADMIN_TOKEN || undefined);
@@ -270,7 +229,7 @@ function resolveAdmin(input: StartOptions, label: (key: string) => string): Admi
   return {
     ...address,
     token,
-    minReady: integer(label('minReady'), input.minReady ?? DEFAULTS.minReady, 0, 'an integer (0 or more)'),
+    minReady: input.minReady ?? 1,
     actions: input.adminActions ?? false,
   };
 }

@@ -1,4 +1,6 @@
+import { realpathSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { CorralError, type CorralErrorCode } from '../common/errors.js';
 import { LineSplitter } from '../logs/lines.js';
 import { socketNames, socketPath } from './paths.js';
@@ -87,11 +89,50 @@ function noCluster(home: string): CorralError {
 }
 
 function nameNeeded(live: string[], example: string): CorralError {
-  return new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}); name one, e.g. 'corral ${example} ${live[0]}'`);
+  return new CorralError('E_NO_CLUSTER', `several clusters are running (${live.join(', ')}) and none of them runs from this directory; name one, e.g. 'corral ${example} ${live[0]}'`);
 }
 
-/** The socket of the named cluster, or of the only one running when no name is given. */
-export async function resolveCluster(home: string, name: string | undefined, example = 'status'): Promise<Target> {
+type Located = Target & { pid: number; cwd: string | null };
+
+/** Every live cluster with its primary's pid and its app's directory. */
+async function locate(home: string, live: string[]): Promise<Located[]> {
+  const answers = await Promise.all(
+    live.map((n) => sendCommand(socketPath(home, n), { cmd: 'ping' }, 5000).then((r) => r as { pid: number; cwd?: string | null }).catch(() => null)),
+  );
+  return live.flatMap((n, i) => {
+    const a = answers[i];
+    return a ? [{ ...target(home, n), pid: a.pid, cwd: a.cwd ?? null }] : [];
+  });
+}
+
+function real(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+const within = (dir: string, root: string): boolean => dir === root || dir.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+
+/**
+ * With several clusters and no name, the one whose app the user stands in
+ * (its directory contains the current one; the deepest wins), else those
+ * whose app lives under the current directory.
+ */
+export function pickByDirectory<T extends { cwd: string | null }>(clusters: T[], here: string): T[] {
+  const at = real(here);
+  const withDir = clusters.filter((c) => c.cwd !== null).map((c) => ({ c, dir: real(c.cwd as string) }));
+  const containing = withDir.filter(({ dir }) => within(at, dir));
+  if (containing.length > 0) {
+    const deepest = Math.max(...containing.map(({ dir }) => dir.length));
+    return containing.filter(({ dir }) => dir.length === deepest).map(({ c }) => c);
+  }
+  return withDir.filter(({ dir }) => within(dir, at)).map(({ c }) => c);
+}
+
+/** The socket of the named cluster, or of the only one running (or the one of this directory) when no name is given. */
+export async function resolveCluster(home: string, name: string | undefined, example = 'status', here = process.cwd()): Promise<Target> {
   if (name !== undefined) {
     const file = socketPath(home, name);
     if (!(await probeSocket(file))) {
@@ -103,21 +144,25 @@ export async function resolveCluster(home: string, name: string | undefined, exa
   }
   const live = await liveClusters(home);
   if (live.length === 0) throw noCluster(home);
-  if (live.length > 1) throw nameNeeded(live, example);
-  return target(home, live[0] as string);
+  if (live.length === 1) return target(home, live[0] as string);
+  const mine = pickByDirectory(await locate(home, live), here);
+  if (mine.length === 1) return mine[0] as Target;
+  throw nameNeeded(live, example);
 }
 
 /**
  * Clusters a command without a name applies to: the only one running, or
  * every app of one primary (a config file's apps). Several primaries: a name is needed.
  */
-export async function resolveGroup(home: string, name: string | undefined, example: string): Promise<Target[]> {
+export async function resolveGroup(home: string, name: string | undefined, example: string, here = process.cwd()): Promise<Target[]> {
   if (name !== undefined) return [await resolveCluster(home, name)];
   const live = await liveClusters(home);
   if (live.length === 0) throw noCluster(home);
-  const targets = live.map((n) => target(home, n));
-  if (targets.length === 1) return targets;
-  const pids = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'ping' }, 5000).then((r) => (r as { pid: number }).pid)));
-  if (new Set(pids).size === 1) return targets;
+  if (live.length === 1) return [target(home, live[0] as string)];
+  const located = await locate(home, live);
+  if (new Set(located.map((c) => c.pid)).size === 1) return located;
+  // Several primaries: the one whose app lives here (all its apps, if it runs several).
+  const mine = pickByDirectory(located, here);
+  if (mine.length > 0 && new Set(mine.map((c) => c.pid)).size === 1) return mine;
   throw nameNeeded(live, example);
 }

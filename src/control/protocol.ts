@@ -12,10 +12,12 @@ export type RequestId = string | number;
 export type ControlCommand =
   | { cmd: 'ping' }
   | { cmd: 'status' }
-  | { cmd: 'reload' }
+  | { cmd: 'reload'; hard?: boolean }
   | { cmd: 'scale'; workers: number; force?: boolean }
   | { cmd: 'scale'; delta: number; force?: boolean }
-  | { cmd: 'stop' };
+  | { cmd: 'stop' }
+  /** The last `lines` log lines (as progress lines), then, with `follow`, every new one until the client leaves. */
+  | { cmd: 'logs'; lines: number; follow: boolean };
 
 export type ControlRequest = ControlCommand & { v: typeof PROTOCOL_VERSION; id: RequestId };
 
@@ -74,9 +76,15 @@ export function parseRequest(line: string): ControlRequest {
   switch (m.cmd) {
     case 'ping':
     case 'status':
-    case 'reload':
     case 'stop':
       return { v: PROTOCOL_VERSION, id, cmd: m.cmd };
+    case 'reload':
+      if (m.hard !== undefined && typeof m.hard !== 'boolean') throw new ProtocolError('reload: "hard" must be true or false', id);
+      return { v: PROTOCOL_VERSION, id, cmd: 'reload', hard: m.hard === true };
+    case 'logs':
+      if (!isCount(m.lines) || m.lines < 0) throw new ProtocolError('logs needs a "lines" count (0 or more)', id);
+      if (typeof m.follow !== 'boolean') throw new ProtocolError('logs: "follow" must be true or false', id);
+      return { v: PROTOCOL_VERSION, id, cmd: 'logs', lines: m.lines, follow: m.follow };
     case 'scale':
       if (m.force !== undefined && typeof m.force !== 'boolean') throw new ProtocolError('scale: "force" must be true or false', id);
       if (isCount(m.workers)) return { v: PROTOCOL_VERSION, id, cmd: 'scale', workers: m.workers, force: m.force === true };

@@ -5,8 +5,15 @@ import { LineSplitter } from '../logs/lines.js';
 import { ensurePrivateHome, socketPath } from './paths.js';
 import { MAX_LINE_BYTES, PROTOCOL_VERSION, ProtocolError, errorResponse, okResponse, parseRequest, type ControlProgress, type ControlRequest, type ControlResponse } from './protocol.js';
 
-/** Answers one request; `progress` sends an intermediate line before the final answer. */
-export type CommandHandler = (request: ControlRequest, progress: (data: Record<string, unknown>) => void) => Promise<unknown>;
+/**
+ * Answers one request; `progress` sends an intermediate line before the
+ * final answer (false: not sent, the client is too far behind reading);
+ * `gone` aborts when the client's connection closes.
+ */
+export type CommandHandler = (request: ControlRequest, progress: (data: Record<string, unknown>) => boolean, gone: AbortSignal) => Promise<unknown>;
+
+/** Progress lines beyond this much unread output are dropped (a `logs --follow` reader that stopped reading). */
+const MAX_UNREAD_BYTES = 1024 * 1024;
 
 /** On close, how long answers still being computed may take to be written. */
 const CLOSE_FLUSH_MS = 1000;
@@ -80,16 +87,23 @@ export class ControlServer {
 
   #serve(socket: net.Socket, handle: CommandHandler): void {
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    const gone = new AbortController();
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      gone.abort();
+    });
     socket.on('error', () => socket.destroy());
     socket.setEncoding('utf8');
-    const reply = (response: ControlResponse | ControlProgress): void => {
-      if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(response)}\n`);
+    const reply = (response: ControlResponse | ControlProgress): boolean => {
+      if (socket.destroyed || !socket.writable) return false;
+      if ('progress' in response && socket.writableLength > MAX_UNREAD_BYTES) return false;
+      socket.write(`${JSON.stringify(response)}\n`);
+      return true;
     };
     const splitter = new LineSplitter(
       (line) => {
         if (line.trim() === '') return;
-        const answer = this.#answer(line, handle, reply).then(reply);
+        const answer = this.#answer(line, handle, reply, gone.signal).then(reply);
         this.#inFlight.add(answer);
         void answer.finally(() => this.#inFlight.delete(answer));
       },
@@ -102,7 +116,7 @@ export class ControlServer {
     socket.on('data', (chunk: string) => splitter.push(chunk));
   }
 
-  async #answer(line: string, handle: CommandHandler, send: (p: ControlProgress) => void): Promise<ControlResponse> {
+  async #answer(line: string, handle: CommandHandler, send: (p: ControlProgress) => boolean, gone: AbortSignal): Promise<ControlResponse> {
     let request: ControlRequest;
     try {
       request = parseRequest(line);
@@ -112,7 +126,7 @@ export class ControlServer {
     }
     try {
       const { id } = request;
-      return okResponse(id, await handle(request, (progress) => send({ v: PROTOCOL_VERSION, id, progress })));
+      return okResponse(id, await handle(request, (progress) => send({ v: PROTOCOL_VERSION, id, progress }), gone));
     } catch (err) {
       const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'E_INTERNAL';
       return errorResponse(request.id, { code, message: err instanceof Error ? err.message : String(err) });

@@ -165,32 +165,70 @@ abstract class StreamSink implements LogSink {
   }
 }
 
-/** `[web 2 41233] listening`, or the bare line with prefixes off; corral's own lines marked `[corral]`. */
+export interface TextStyle {
+  /** `[name slot pid]` before worker lines (else the bare line). */
+  prefix: boolean;
+  /** An ISO timestamp first. */
+  time: boolean;
+  /** Colour corral's tag by level. */
+  color: boolean;
+}
+
+/** `[web 2 41233] listening`, or the bare line with prefixes off; corral's own lines marked `[corral web]`. */
+export function textLine(record: LogRecord, name: string, style: TextStyle): string {
+  const stamp = style.time ? `${record.time.toISOString()} ` : '';
+  if (record.source === 'corral') {
+    const tag = `[corral ${name}]`;
+    const color = record.level === 'error' ? 'red' : record.level === 'warn' ? 'yellow' : record.level === 'debug' ? 'gray' : 'cyan';
+    const colored = style.color ? styleText(color, tag) : tag;
+    // A stack trace keeps the tag on every line, so no line of it reads as a worker's.
+    return record.msg.split('\n').map((line) => `${stamp}${colored} ${line}\n`).join('');
+  }
+  if (!style.prefix) return `${stamp}${record.msg}\n`;
+  const slot = record.worker === undefined ? '-' : record.worker < 0 ? 'spare' : record.worker;
+  return `${stamp}[${name} ${slot} ${record.pid ?? '-'}] ${record.msg}\n`;
+}
+
 export class TextSink extends StreamSink {
   constructor(
     private readonly name: string,
     private readonly prefix: boolean,
     out: Out = process.stdout,
     err: Out = process.stderr,
+    private readonly time = false,
   ) {
     super(out, err);
   }
 
   protected format(record: LogRecord, tty: boolean): string {
-    if (record.source === 'corral') {
-      const tag = `[corral ${this.name}]`;
-      const color = record.level === 'error' ? 'red' : record.level === 'warn' ? 'yellow' : record.level === 'debug' ? 'gray' : 'cyan';
-      const colored = tty ? styleText(color, tag) : tag;
-      // A stack trace keeps the tag on every line, so no line of it reads as a worker's.
-      return record.msg.split('\n').map((line) => `${colored} ${line}\n`).join('');
-    }
-    if (!this.prefix) return `${record.msg}\n`;
-    const slot = record.worker === undefined ? '-' : record.worker < 0 ? 'spare' : record.worker;
-    return `[${this.name} ${slot} ${record.pid ?? '-'}] ${record.msg}\n`;
+    return textLine(record, this.name, { prefix: this.prefix, time: this.time, color: tty });
   }
 }
 
-/** One JSON object a line: time, level, source, worker, pid, msg. */
+/**
+ * One JSON object a line: time, level, source, app, worker, pid, msg. A
+ * worker line that is itself a JSON object (pino, bunyan, winston's JSON
+ * format) keeps its own fields (its time, level and msg too) and gains
+ * corral's app, worker, pid and source, instead of arriving as a string.
+ */
+export function jsonLine(record: LogRecord, app: string): string {
+  const own = record.source === 'worker' ? appObject(record.msg) : undefined;
+  const spare = record.worker !== undefined && record.worker < 0;
+  const ours = { source: record.source, app, worker: record.worker === undefined || spare ? null : record.worker, ...(spare ? { spare: true } : {}), pid: record.pid ?? null };
+  if (own) return `${JSON.stringify({ time: record.time.toISOString(), level: record.level, ...own, ...ours })}\n`;
+  return `${JSON.stringify({ time: record.time.toISOString(), level: record.level, ...ours, msg: record.msg })}\n`;
+}
+
+function appObject(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{') || !line.endsWith('}')) return undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class JsonSink extends StreamSink {
   constructor(
     private readonly name: string,
@@ -201,16 +239,27 @@ export class JsonSink extends StreamSink {
   }
 
   protected format(record: LogRecord): string {
-    const line = JSON.stringify({
-      time: record.time.toISOString(),
-      level: record.level,
-      source: record.source,
-      app: this.name,
-      worker: record.worker === undefined || record.worker < 0 ? null : record.worker,
-      ...(record.worker !== undefined && record.worker < 0 ? { spare: true } : {}),
-      pid: record.pid ?? null,
-      msg: record.msg,
-    });
-    return `${line}\n`;
+    return jsonLine(record, this.name);
+  }
+}
+
+/** Every record also goes to a recorder (the ring `corral logs` reads), then on to the real sink. */
+export class TeeSink implements LogSink {
+  constructor(
+    private readonly inner: LogSink,
+    private readonly record: (r: LogRecord) => void,
+  ) {}
+
+  write(r: LogRecord): boolean {
+    if (r.level !== 'debug' || SHOW_DEBUG) this.record(r);
+    return this.inner.write(r);
+  }
+
+  onDrain(listener: () => void): void {
+    this.inner.onDrain(listener);
+  }
+
+  get dropped(): number {
+    return this.inner.dropped ?? 0;
   }
 }

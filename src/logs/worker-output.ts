@@ -4,6 +4,14 @@ import { corralRecord, type LogRecord, type LogSink } from './sink.js';
 
 const MAX_HELD_LINES = 2000;
 const RECENT_ERRORS = 50;
+/**
+ * A served worker's stderr lines wait this long before they are printed,
+ * so that the trace a dying worker prints can be taken by the supervisor
+ * and, when it repeats the previous crash of its slot, counted instead of
+ * shown again. A stdout line, or a long burst, prints them at once.
+ */
+export const ERROR_BURST_MS = 150;
+const MAX_BURST_LINES = 200;
 
 interface HeldLine {
   record: LogRecord;
@@ -19,6 +27,8 @@ export class WorkerOutput {
   #held: HeldLine[] | null = [];
   #dropped = 0;
   readonly #recentErrors: string[] = [];
+  #burst: { record: LogRecord; stream: Readable }[] = [];
+  #burstTimer: NodeJS.Timeout | undefined;
   readonly #holdTimer: NodeJS.Timeout;
   readonly closed: Promise<void>;
 
@@ -39,9 +49,10 @@ export class WorkerOutput {
     this.slot = slot;
   }
 
-  /** Print what was held and pass every later line straight through. */
+  /** Print what was held (boot output, error lines not yet shown) and pass every later line straight through. */
   release(): void {
     clearTimeout(this.#holdTimer);
+    if (this.#burst.length > 0) this.#flushBurst();
     const held = this.#held;
     this.#held = null;
     if (!held) return;
@@ -55,6 +66,17 @@ export class WorkerOutput {
     const held = this.#held ?? [];
     this.#held = null;
     return held.map((h) => h.record);
+  }
+
+  /** The stderr lines not yet printed: the output of a worker that just died. */
+  takeBurst(): LogRecord[] {
+    clearTimeout(this.#burstTimer);
+    return this.#burst.splice(0).map((b) => b.record);
+  }
+
+  #flushBurst(): void {
+    clearTimeout(this.#burstTimer);
+    for (const { record, stream } of this.#burst.splice(0)) this.#write(stream, record);
   }
 
   /** The last lines the worker wrote to stderr, for naming a failure. */
@@ -93,6 +115,21 @@ export class WorkerOutput {
       else this.#dropped += 1;
       return;
     }
+    if (level === 'error') {
+      this.#burst.push({ record, stream });
+      if (this.#burst.length >= MAX_BURST_LINES) this.#flushBurst();
+      else if (this.#burst.length === 1) {
+        this.#burstTimer = setTimeout(() => this.#flushBurst(), ERROR_BURST_MS);
+        this.#burstTimer.unref();
+      }
+      return;
+    }
+    // Keep the order the worker wrote in: held error lines go first.
+    if (this.#burst.length > 0) this.#flushBurst();
+    this.#write(stream, record);
+  }
+
+  #write(stream: Readable, record: LogRecord): void {
     // Backpressure: a slow reader of our stdout pauses the worker's pipe
     // instead of letting the primary buffer without bound.
     if (!this.sink.write(record) && !stream.isPaused()) {
@@ -109,7 +146,17 @@ export class WorkerOutput {
 export function summarizeError(lines: readonly string[]): string | undefined {
   const re = /^(?:Uncaught )?[A-Za-z]*(?:Error|Exception)(?: \[[A-Z0-9_]+\])?: .+|^\[?[A-Z][A-Za-z]*Error\]?$/;
   const hit = lines.find((l) => re.test(l.trim()));
-  if (hit) return hit.trim();
+  if (hit) return explainError(hit.trim());
   const meaningful = lines.map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('at ') && l !== '^' && !l.startsWith('Node.js v'));
   return meaningful[meaningful.length - 1];
+}
+
+/**
+ * Node's wording of some errors names a syscall, not the problem: inside a
+ * cluster worker a taken port reads `bind EADDRINUSE null:4251`.
+ */
+export function explainError(line: string): string {
+  const inUse = /EADDRINUSE\b.*?(?:\[[^\]]*\]|[^\s:]*):(\d+)\s*$/.exec(line);
+  if (inUse) return `port ${inUse[1]} is already in use (by another process); find it with: ss -ltnp 'sport = :${inUse[1]}'`;
+  return line;
 }

@@ -13,7 +13,7 @@ export type SupervisorEvent =
   | { type: 'respawn-due' }
   /** Nothing changed outside, but the desired state did: look again (e.g. spares may boot now). */
   | { type: 'reconcile' }
-  | { type: 'reload'; reply: Deferred<void> }
+  | { type: 'reload'; reply: Deferred<void>; hard?: boolean }
   | { type: 'scale'; to: number; force: boolean; reply: Deferred<number> }
   | { type: 'stop'; force: boolean };
 

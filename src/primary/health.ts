@@ -36,5 +36,5 @@ export function silentFor(w: WorkerHandle, now: number): number {
 }
 
 function mib(bytes: number): string {
-  return `${Math.round(bytes / 1024 / 1024)} MB`;
+  return `${Math.round(bytes / 1024 / 1024)} MiB`;
 }

@@ -28,6 +28,16 @@ export class SlotTable {
     return s;
   }
 
+  /** The slot's record as it stands, without creating one (a slot never seen reads as empty). */
+  view(slot: number): SlotRecord {
+    return this.#slots.get(slot) ?? { failures: 0, respawnAt: 0, restarts: 0, reasons: {} };
+  }
+
+  /** Slots at or above `count` were removed by a scale-down: their history no longer counts. */
+  forgetFrom(count: number): void {
+    for (const slot of this.#slots.keys()) if (slot >= count) this.#slots.delete(slot);
+  }
+
   countRestart(slot: number, reason: RestartReason): void {
     const s = this.get(slot);
     s.restarts += 1;
@@ -52,9 +62,4 @@ export class SlotTable {
     return delay;
   }
 
-  totalRestarts(): number {
-    let n = 0;
-    for (const s of this.#slots.values()) n += s.restarts;
-    return n;
-  }
 }

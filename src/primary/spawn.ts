@@ -3,6 +3,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isWorkerMessage, ENV, type PrimaryToWorker, type WorkerToPrimary } from '../common/ipc.js';
 import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { signalProcess } from '../common/signal.js';
+import { envFromFiles } from '../config/env-file.js';
 import type { ResolvedOptions } from '../config/options.js';
 import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
 import { WorkerOutput } from '../logs/worker-output.js';
@@ -21,6 +22,8 @@ export interface SpawnedProcess {
   assignSlot(slot: number): void;
   /** Take held boot output without printing it. */
   takeHeldOutput(): LogRecord[];
+  /** Take the error lines a dying worker printed last, not yet shown. */
+  takeCrashOutput(): LogRecord[];
   recentErrors(): string[];
 }
 
@@ -139,7 +142,7 @@ export class ClusterSpawner implements Spawner {
       args: options.args,
       cwd: options.cwd,
       silent: true,
-      execArgv: [...process.execArgv, ...extraExecArgv, '--import', RUNTIME_URL],
+      execArgv: [...process.execArgv, ...extraExecArgv, '--import', RUNTIME_URL, ...options.nodeArgs],
     };
   }
 
@@ -155,6 +158,12 @@ export class ClusterSpawner implements Spawner {
     return { id: `${real.cwd}\0${real.script}`, ...real };
   }
 
+  #warnOnce(key: string, message: string): void {
+    if (this.#warnedGone.has(key)) return;
+    this.#warnedGone.add(key);
+    this.#sink.write(corralRecord('warn', message));
+  }
+
   /** The pinned release while it exists; else the configured paths, which resolve afresh (`current` moved on). */
   #where(release: Release | undefined): { cwd: string; exec: string } {
     if (release && existsSync(release.cwd) && existsSync(release.script)) return { cwd: release.cwd, exec: release.script };
@@ -167,6 +176,7 @@ export class ClusterSpawner implements Spawner {
 
   spawn(request: SpawnRequest, events: SpawnEvents): SpawnedProcess {
     const env: Record<string, string> = {
+      ...envFromFiles(this.#options.envFile, process.env, (file, err) => this.#warnOnce(file, `cannot read env file ${file} (${(err as NodeJS.ErrnoException).code ?? err.message}); its variables are left out`)),
       ...this.#options.env,
       ...this.#balancer.workerEnv,
       [ENV.workerId]: request.spare ? '' : String(request.slot),
@@ -206,6 +216,7 @@ export class ClusterSpawner implements Spawner {
       releaseOutput: () => output.release(),
       assignSlot: (slot) => output.assignSlot(slot),
       takeHeldOutput: () => output.takeHeld(),
+      takeCrashOutput: () => output.takeBurst(),
       recentErrors: () => output.recentErrors(),
     };
   }
@@ -225,6 +236,7 @@ function failedProcess(err: Error | null, cwd: string | undefined, events: Spawn
     releaseOutput: () => {},
     assignSlot: () => {},
     takeHeldOutput: () => [],
+    takeCrashOutput: () => [],
     recentErrors: () => [],
   };
 }

@@ -11,6 +11,7 @@ export interface WorkerStatus {
   state: WorkerState;
   generation: number;
   uptimeMs: number;
+  /** Unplanned replacements of this slot's worker (crash, boot failure, watchdog, memory, max-requests, signal). */
   restarts: number;
   restartReasons: Partial<Record<RestartReason, number>>;
   rss: number | null;
@@ -49,6 +50,7 @@ export interface ClusterStatus {
   generation: number;
   workers: WorkerStatus[];
   waiting: WaitingSlot[];
+  /** Sums over the rows: `restarts` counts each slot once (a slot shown twice during a reload, a removed slot not at all). */
   totals: { workers: number; ready: number; rss: number; requests: number; restarts: number };
   /** Worker and corral log lines dropped because stdout/stderr was closed or stalled. */
   logLinesDropped: number;
@@ -92,9 +94,9 @@ export function buildStatus(src: StatusSource): ClusterStatus {
   const { now } = src;
   // Spares (slot -1) after the slots.
   const order = (w: WorkerHandle): number => (w.isSpare ? Number.MAX_SAFE_INTEGER : w.slot);
-  const workers = [...src.workers].sort((a, b) => order(a) - order(b) || a.id - b.id).map((w) => workerStatus(w, src.slots.get(w.slot), now));
+  const workers = [...src.workers].sort((a, b) => order(a) - order(b) || a.id - b.id).map((w) => workerStatus(w, src.slots.view(w.slot), now));
   const waiting = src.emptySlots.map((slot) => {
-    const rec = src.slots.get(slot);
+    const rec = src.slots.view(slot);
     return { slot, restartInMs: Math.max(0, rec.respawnAt - now), restarts: rec.restarts, restartReasons: { ...rec.reasons } };
   });
   return {
@@ -114,7 +116,7 @@ export function buildStatus(src: StatusSource): ClusterStatus {
       ready: workers.filter((w) => w.state === 'ready').length,
       rss: workers.reduce((s, w) => s + (w.rss ?? 0), 0),
       requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0),
-      restarts: src.slots.totalRestarts(),
+      restarts: slotRestarts([...workers, ...waiting]),
     },
     logLinesDropped: src.logLinesDropped,
     userErrors: src.userErrors,
@@ -123,6 +125,15 @@ export function buildStatus(src: StatusSource): ClusterStatus {
     compileCache: src.compileCache,
     sizing: src.sizing ?? null,
   };
+}
+
+/** Each slot's restarts once, however many rows it has. */
+function slotRestarts(rows: readonly { slot: number | null; restarts: number }[]): number {
+  const bySlot = new Map<number, number>();
+  for (const r of rows) if (r.slot !== null) bySlot.set(r.slot, r.restarts);
+  let n = 0;
+  for (const count of bySlot.values()) n += count;
+  return n;
 }
 
 function workerStatus(w: WorkerHandle, slot: SlotRecord, now: number): WorkerStatus {

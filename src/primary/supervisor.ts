@@ -3,7 +3,7 @@ import type { WorkerToPrimary, WorkerStats } from '../common/ipc.js';
 import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
 import { MetricsPoll, type WorkerMetrics } from '../metrics/poll.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
-import { BootReport, describeExit } from './boot-report.js';
+import { BootReport, describeEnd } from './boot-report.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { deferred, type Deferred } from './deferred.js';
 import type { ClusterEvents, SupervisorEvent } from './events.js';
@@ -17,7 +17,7 @@ import type { Release, Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
 import type { WorkerSizing } from './cpus.js';
 import { ReloadQueue, ScaleWaiters } from './waiters.js';
-import { SPARE_SLOT, WorkerHandle, type EndReason, type TimerKind } from './worker.js';
+import { SPARE_SLOT, WorkerHandle, isRestart, type EndReason, type TimerKind } from './worker.js';
 
 export type { ClusterEvents, SupervisorEvent } from './events.js';
 export type { RequestHandler } from './messaging.js';
@@ -61,6 +61,8 @@ type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
 
 /** Added to computed deadlines for the messages and timers in between. */
 const DEADLINE_MARGIN_MS = 5000;
+/** A worker still booting after this long gets one line saying what a script that never listens must do. */
+export const NOT_LISTENING_HINT_MS = 5000;
 
 /**
  * Owns the worker table, the desired count and the code generation. Every
@@ -95,6 +97,12 @@ export class Supervisor {
   #startedOnce = false;
   #exitCode = 0;
   #respawnTimer: { at: number; timer: Timer } | null = null;
+  /** The next reload replaces every worker at once (`restart --hard`). */
+  #hardQueued = false;
+  /** Generations whose slow boot was already explained (the hint is shown once, not per worker). */
+  readonly #hinted = new Set<number>();
+  /** A finished reload whose old workers are still draining: "complete" is said once they have stopped. */
+  #completing: { generation: number; old: Set<number> } | null = null;
 
   readonly #boot: BootReport;
   readonly #userErrors: UserErrors;
@@ -137,9 +145,10 @@ export class Supervisor {
     return this.#done.promise;
   }
 
-  reload(): Promise<void> {
+  /** Rolling reload; `hard` replaces every worker at once (old and new code never serve side by side). */
+  reload({ hard = false }: { hard?: boolean } = {}): Promise<void> {
     const reply = deferred<void>();
-    this.#enqueue({ type: 'reload', reply });
+    this.#enqueue({ type: 'reload', reply, hard });
     return reply.promise;
   }
 
@@ -270,7 +279,7 @@ export class Supervisor {
       case 'reconcile':
         return;
       case 'reload':
-        return this.#onReload(event.reply);
+        return this.#onReload(event.reply, event.hard === true);
       case 'scale':
         return this.#onScale(event.to, event.force, event.reply);
       case 'stop':
@@ -364,7 +373,7 @@ export class Supervisor {
       this.#arm(w, 'verify', rollout.verifyMs);
     }
     const since = w.promotedAt !== undefined ? `${now - w.promotedAt} ms after its promotion (a warm spare)` : `${now - w.spawnedAt} ms`;
-    this.#log('info', `${w.label} ready in ${since}${w.address ? ` on ${w.address}` : ''}`);
+    this.#log('info', `${w.label} ready in ${since}${w.address ? ` on ${displayAddress(w.address)}` : ''}`);
     this.#events.emit('worker:ready', { slot: w.slot, pid: w.pid, generation: w.generation });
   }
 
@@ -396,7 +405,10 @@ export class Supervisor {
       case 'boot':
         if (w.state !== 'starting') return;
         this.#log('error', `${w.label} did not become ready within ${this.#config.bootTimeout} ms; killing it`);
+        w.noteKilledFor(`did not become ready within ${this.#config.bootTimeout} ms (--boot-timeout): it neither listened nor called worker.ready()`);
         return this.#kill(w, 'SIGKILL');
+      case 'hint':
+        return this.#hintNotListening(w);
       case 'watchdog':
         return this.#judgeWatchdog(w);
       case 'verify':
@@ -414,6 +426,13 @@ export class Supervisor {
     }
   }
 
+  /** Once per generation: a script that never listens is waiting out the boot timeout, and the user should know why. */
+  #hintNotListening(w: WorkerHandle): void {
+    if (w.state !== 'starting' || this.#hinted.has(w.generation)) return;
+    this.#hinted.add(w.generation);
+    this.#log('warn', `${w.label} still not listening after ${NOT_LISTENING_HINT_MS / 1000} s; scripts that never listen call worker.ready() from 'corral/worker'; waiting up to ${this.#config.bootTimeout / 1000} s`);
+  }
+
   #judgeCanary(w: WorkerHandle): void {
     const rollout = this.#reloads.running;
     if (!rollout || rollout.canary !== w) return;
@@ -429,6 +448,7 @@ export class Supervisor {
     if (silent < this.#config.watchdog) return this.#arm(w, 'watchdog', this.#config.watchdog - silent);
     this.#log('error', `${w.label} unresponsive for ${silent} ms (no heartbeat); killing it`);
     w.endBecause('watchdog');
+    w.noteKilledFor(`was killed: no heartbeat for ${silent} ms (--watchdog)`);
     this.#kill(w, 'SIGKILL');
   }
 
@@ -460,7 +480,13 @@ export class Supervisor {
     else if (was === 'starting') this.#onFailedStart(w);
     else if (was === 'ready') this.#onCrash(w);
     else if (was === 'spare') this.#onSpareCrash(w);
-    else this.#log('info', `${w.label} stopped${w.killed ? ` (killed, ${describeExit(w.exit)})` : ''}`);
+    else {
+      if (w.readyAt === undefined) this.#boot.showHeld(w);
+      w.proc.releaseOutput();
+      this.#log('info', `${w.label} stopped${w.killed ? ` (killed, ${describeEnd(w)})` : ''}`);
+    }
+    // Whatever the paths above did not take is printed now, not lost when the primary exits.
+    w.proc.releaseOutput();
     this.#events.emit('worker:exit', { slot: w.slot, pid: w.pid, code, signal, reason: w.endReason ?? (was === 'starting' ? 'boot-failure' : 'crash') });
     this.#reapIfGone(w);
   }
@@ -500,7 +526,7 @@ export class Supervisor {
     // A spare that fails to boot backs off like a slot, but no slot lost a worker.
     if (!w.isSpare) this.#slots.countRestart(w.slot, 'boot-failure');
     if (this.#scaleFrom !== null && w.slot >= this.#scaleFrom) return this.#failScale(w.slot, reason);
-    const fatal = this.#boot.crashLoop(this.#everReady, w.exit, this.#config.script);
+    const fatal = this.#boot.crashLoop(this.#everReady, describeEnd(w), this.#config.script);
     if (fatal) this.#fatal(fatal);
   }
 
@@ -508,34 +534,49 @@ export class Supervisor {
     const now = this.#clock.now();
     const delay = this.#slots.crashed(w.slot, now, now - (w.readyAt ?? w.spawnedAt));
     this.#slots.countRestart(w.slot, w.endReason === 'watchdog' ? 'watchdog' : 'crash');
+    // A crash-looping slot prints the same trace every time: show it once, then count.
+    const { reason, repeats } = this.#boot.crashed(w);
+    const same = repeats > 0 ? ` (same error as the previous ${repeats === 1 ? 'crash' : `${repeats} crashes`} of slot ${w.slot}; output not shown again)` : '';
     if (this.#phase !== 'running' || w.slot >= this.#desired) {
-      this.#log('warn', `${w.label} ${describeExit(w.exit)}`);
+      this.#log('warn', `${w.label} ${reason}${same}`);
       return;
     }
     const when = delay === 0 ? 'now' : `in ${delay} ms`;
-    this.#log('warn', `${w.label} ${describeExit(w.exit)}; restarting ${when} (restart ${this.#slots.get(w.slot).restarts} of this slot)`);
+    this.#log('warn', `${w.label} ${reason}${same}; restarting ${when} (restart ${this.#slots.get(w.slot).restarts} of this slot)`);
   }
 
   /** A booted spare died: nothing served by it, a new one boots (with the spares' own back-off). */
   #onSpareCrash(w: WorkerHandle): void {
     const now = this.#clock.now();
     const delay = this.#slots.crashed(SPARE_SLOT, now, now - w.spawnedAt);
-    this.#log('warn', `${w.label} ${describeExit(w.exit)}; ${this.#phase === 'running' ? `another spare boots ${delay === 0 ? 'now' : `in ${delay} ms`}` : 'not replaced (stopping)'}`);
+    this.#log('warn', `${w.label} ${describeEnd(w)}; ${this.#phase === 'running' ? `another spare boots ${delay === 0 ? 'now' : `in ${delay} ms`}` : 'not replaced (stopping)'}`);
   }
 
   #reapIfGone(w: WorkerHandle): void {
-    if (w.gone) this.#workers.delete(w.id);
+    if (!w.gone) return;
+    this.#workers.delete(w.id);
+    const completing = this.#completing;
+    if (completing?.old.delete(w.id) && completing.old.size === 0) this.#sayReloadComplete(completing.generation);
   }
 
-  #onReload(reply: Deferred<void>): void {
+  #sayReloadComplete(generation: number): void {
+    this.#completing = null;
+    this.#log('info', `reload to generation ${generation} complete`);
+  }
+
+  #onReload(reply: Deferred<void>, hard: boolean): void {
     if (this.#phase !== 'running') return reply.reject(new CorralError('E_STOPPING', 'the cluster is stopping; nothing to reload'));
+    this.#hardQueued ||= hard;
     if (this.#reloads.request(reply)) this.#beginReload();
     else this.#log('info', 'reload requested while one runs; it will follow');
   }
 
   #beginReload(): void {
+    const hard = this.#hardQueued;
+    this.#hardQueued = false;
     const target = ++this.#lastGeneration;
-    const rollout = new Rollout(target, this.#generation, this.#config.reloadVerify);
+    // Nothing serves beside a hard restart's first worker, so there is no canary to compare.
+    const rollout = new Rollout(target, this.#generation, hard ? 0 : this.#config.reloadVerify);
     try {
       this.#releases.set(target, this.#spawner.release());
     } catch (err) {
@@ -544,6 +585,12 @@ export class Supervisor {
     }
     this.#generation = target;
     this.#reloads.begin(rollout);
+    if (hard) {
+      const old = this.#liveWorkers();
+      this.#log('info', `hard restart to generation ${target}: draining all ${plural(old.length, 'worker')} and starting new ones at once`);
+      for (const w of old) this.#retire(w, 'reload');
+      return;
+    }
     const canary = this.#config.reloadVerify > 0 ? `, the first one verified for ${this.#config.reloadVerify} ms` : '';
     this.#log('info', `rolling reload to generation ${target} (${this.#config.reloadParallel} at a time${canary})`);
     this.#events.emit('reload:start', { generation: target });
@@ -618,7 +665,7 @@ export class Supervisor {
       this.#log('warn', 'forced stop: killing every worker now');
       for (const w of this.#workers.values()) if (w.state !== 'exited') this.#kill(w, 'SIGKILL');
     } else if (this.#phase !== 'stopping') {
-      this.#log('info', `stopping: draining ${this.#liveWorkers().length} worker(s) (grace ${this.#config.grace} ms)`);
+      this.#log('info', `stopping: draining ${plural(this.#liveWorkers().length, 'worker')} (grace ${this.#config.grace} ms)`);
     }
     this.#enterStopping();
   }
@@ -794,6 +841,7 @@ export class Supervisor {
     handle = new WorkerHandle(id, slot, this.#generation, proc, this.#clock.now(), slot === SPARE_SLOT ? undefined : requestLimit);
     this.#workers.set(id, handle);
     this.#arm(handle, 'boot', this.#config.bootTimeout);
+    if (this.#config.bootTimeout > NOT_LISTENING_HINT_MS) this.#arm(handle, 'hint', NOT_LISTENING_HINT_MS);
     return handle;
   }
 
@@ -808,7 +856,7 @@ export class Supervisor {
     const serving = w.state === 'ready';
     w.transition('draining', this.#clock.now());
     w.endBecause(reason);
-    if (reason !== 'stop' && serving) this.#slots.countRestart(w.slot, reason);
+    if (serving && isRestart(reason)) this.#slots.countRestart(w.slot, reason);
     w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs, graceMs: this.#config.grace, reason });
     this.#arm(w, 'grace', this.#config.grace);
   }
@@ -834,14 +882,23 @@ export class Supervisor {
     if (rollout && !this.#liveWorkers().some((w) => this.#isStale(w))) {
       this.#reloads.succeed();
       this.#reloadCounts.succeeded += 1;
-      this.#log('info', `reload to generation ${rollout.target} complete`);
+      this.#noteCompletion(rollout.target);
       this.#events.emit('reload:done', { generation: rollout.target });
       this.#startQueuedReload();
     }
     if (!this.#liveWorkers().some((w) => w.slot >= this.#desired)) {
       this.#scaleFrom = null;
+      this.#slots.forgetFrom(this.#desired);
       this.#scaleWaiters.resolveAll(this.#desired);
     }
+  }
+
+  /** Every slot serves the new generation; the log says "complete" once the old workers have also stopped. */
+  #noteCompletion(generation: number): void {
+    const old = [...this.#workers.values()].filter((w) => w.generation !== generation && !w.gone).map((w) => w.id);
+    if (this.#completing) this.#sayReloadComplete(this.#completing.generation);
+    this.#completing = { generation, old: new Set(old) };
+    if (old.length === 0) this.#sayReloadComplete(generation);
   }
 
   #allSlotsServedFresh(): boolean {
@@ -851,4 +908,18 @@ export class Supervisor {
   #log(level: LogRecord['level'], msg: string): void {
     this.#sink.write(corralRecord(level, msg, new Date(this.#clock.now())));
   }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** `:::4210` and `0.0.0.0:4210` listen everywhere: `*:4210`; an IPv6 host goes in brackets. */
+export function displayAddress(address: string): string {
+  const i = address.lastIndexOf(':');
+  if (i <= 0) return address;
+  const host = address.slice(0, i);
+  const port = address.slice(i + 1);
+  if (host === '::' || host === '0.0.0.0') return `*:${port}`;
+  return host.includes(':') ? `[${host}]:${port}` : address;
 }

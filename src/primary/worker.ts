@@ -12,13 +12,27 @@ export type WorkerState = 'starting' | 'spare' | 'ready' | 'draining' | 'exited'
 /** The slot of a warm spare until it is promoted. */
 export const SPARE_SLOT = -1;
 
-/** Why a worker was replaced or stopped; counted per slot and shown by `status`. */
-export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | 'max-requests' | 'signal' | 'reload' | 'scale';
+/**
+ * Why a worker was replaced unplanned; counted per slot as its restarts and
+ * shown by `status`. Reloads and scaling are planned: the generation, the
+ * reload counts and the desired count show those.
+ */
+export type RestartReason = 'crash' | 'boot-failure' | 'watchdog' | 'memory' | 'max-requests' | 'signal';
 
-/** Why a worker ended: a restart reason, or the cluster stopping. */
-export type EndReason = RestartReason | 'stop';
+/** Why a worker is replaced: a restart, or a planned change (reload, scale). */
+export type ReplaceReason = RestartReason | 'reload' | 'scale';
 
-export type TimerKind = 'boot' | 'grace' | 'kill' | 'watchdog' | 'verify';
+/** Why a worker ended: a replacement, or the cluster stopping. */
+export type EndReason = ReplaceReason | 'stop';
+
+const UNPLANNED: ReadonlySet<string> = new Set<RestartReason>(['crash', 'boot-failure', 'watchdog', 'memory', 'max-requests', 'signal']);
+
+/** Counted as a restart of its slot (reload, scale and stop are not). */
+export function isRestart(reason: EndReason): reason is RestartReason {
+  return UNPLANNED.has(reason);
+}
+
+export type TimerKind = 'boot' | 'grace' | 'kill' | 'watchdog' | 'verify' | 'hint';
 
 const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
   starting: ['ready', 'spare', 'draining', 'exited'],
@@ -45,7 +59,8 @@ export class WorkerHandle {
   #readyAt: number | undefined;
   #exit: ExitInfo | undefined;
   #disconnected = false;
-  #replaceReason: RestartReason | undefined;
+  #replaceReason: ReplaceReason | undefined;
+  #killedFor: string | undefined;
   #endReason: EndReason | undefined;
   #killed = false;
   #stats: WorkerStats | undefined;
@@ -124,7 +139,7 @@ export class WorkerHandle {
   }
 
   /** Set when the worker should be replaced by a fresh one in its slot. */
-  get replaceReason(): RestartReason | undefined {
+  get replaceReason(): ReplaceReason | undefined {
     return this.#replaceReason;
   }
 
@@ -185,7 +200,7 @@ export class WorkerHandle {
     this.#address ??= address;
   }
 
-  markForReplacement(reason: RestartReason): void {
+  markForReplacement(reason: ReplaceReason): void {
     this.#replaceReason ??= reason;
   }
 
@@ -195,6 +210,15 @@ export class WorkerHandle {
 
   noteKilled(): void {
     this.#killed = true;
+  }
+
+  /** corral killed it for a reason the exit signal does not tell ("did not become ready within 30000 ms"). */
+  noteKilledFor(why: string): void {
+    this.#killedFor ??= why;
+  }
+
+  get killedFor(): string | undefined {
+    return this.#killedFor;
   }
 
   noteExit(info: ExitInfo): void {

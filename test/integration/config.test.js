@@ -16,11 +16,13 @@ const runIn = (dir, args) => runCli(args, { cwd: dir, home: path.join(dir, 'home
 
 test('a config file with a mistake: exit 2 naming the key path, what was expected and what was given', async () => {
   const cases = [
-    [{ apps: [{ script: APP, workers: 'four' }] }, 'corral.config.json: apps[0].workers: expected a positive integer or "auto", got "four"'],
-    [{ apps: [{ script: APP, wrokers: 2 }] }, /apps\[0\]\.wrokers: unknown key \(known keys: name, script, .*workers/],
-    [{ apps: [{ script: APP }, { script: APP, port: 70000 }] }, 'corral.config.json: apps[1].port: expected a port number (0-65535), got 70000'],
-    [{ apps: [{ workers: 2 }] }, 'corral.config.json: apps[0].script: required, missing'],
-    [{ apps: [] }, /apps: expected at least one app/],
+    [{ apps: [{ script: APP, workers: 'four' }] }, 'corral.config.json: apps[0].workers must be a positive integer or "auto", got "four"'],
+    [{ apps: [{ script: APP, wrokers: 2 }] }, /apps\[0\]\.wrokers: unknown key; did you mean apps\[0\]\.workers\? \(known: script, .*workers/],
+    [{ apps: [{ script: APP }, { script: APP, port: 70000 }] }, 'corral.config.json: apps[1].port must be a port number (0-65535), got 70000'],
+    [{ apps: [{ workers: 2 }] }, 'corral.config.json: apps[0].script is required: the server file to run, e.g. "script": "server.js"'],
+    [{ apps: [] }, /apps must be an array of at least one app/],
+    [{ script: APP, grace: 'soon' }, 'corral.config.json: grace must be a duration in ms (or with s/m, e.g. "10s"), got "soon"'],
+    [{ script: 'missing.js' }, /^corral: corral\.config\.json: script not found: missing\.js/],
     [{ apps: [{ script: 'missing.js' }] }, /apps\[0\]: script not found: missing\.js/],
     ['{ "apps": [ ', /not valid JSON/],
   ];

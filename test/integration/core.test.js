@@ -141,7 +141,7 @@ test('a syntax error and EADDRINUSE are both named', async (t) => {
   t.after(() => blocker.close());
   const c2 = startCorral(t, [APP, '-w', '2', '--port', String(blocker.address().port)]);
   assert.equal((await c2.waitForExit(10000)).code, 1);
-  assert.match(c2.output, /the app cannot start: Error: .*EADDRINUSE/);
+  assert.match(c2.output, new RegExp(`the app cannot start: port ${blocker.address().port} is already in use \\(by another process\\)`));
 });
 
 test('a worker that never becomes ready is killed at --boot-timeout and counts as a failed start', async (t) => {
@@ -193,7 +193,7 @@ const line = 'w' + process.env.CORRAL_WORKER_ID + ':' + 'x'.repeat(5000);
 for (let i = 0; i < 200; i++) process.stdout.write(line.slice(0, 2500)), process.stdout.write(line.slice(2500) + '\\n');
 require('node:http').createServer().listen(0, '127.0.0.1');
 `);
-  const c = startCorral(t, [file, '-w', '2']);
+  const c = startCorral(t, [file, '-w', '2', '--name', 'chatty']);
   await waitFor(() => c.lines.filter((l) => /\] w\d:/.test(l)).length >= 400, 10000, '400 lines');
   for (const l of c.lines.filter((x) => /\] w\d:/.test(x))) {
     assert.match(l, /^\[chatty (\d) \d+\] w\1:x{5000}$/);

@@ -43,7 +43,7 @@ test('a worker that leaks past --max-memory is replaced with zero failed request
   const traffic = load(port, { concurrency: 4, keepAlive: true, maxMs: 30000 });
   // Leak into whichever worker answers until one crosses the limit.
   const leaky = Number((await get(port, '/leak?mb=200')).body);
-  const line = await c.waitForLine(new RegExp(`worker \\d \\(pid ${leaky}\\) uses \\d+ MB RSS, over the 150 MB limit; replacing it`), 10000);
+  const line = await c.waitForLine(new RegExp(`worker \\d \\(pid ${leaky}\\) uses \\d+ MiB RSS, over the 150 MiB limit; replacing it`), 10000);
   assert.ok(line);
   await waitFor(() => !alive(leaky), 15000, 'the leaking worker to be drained');
   const stats = await traffic.stop();

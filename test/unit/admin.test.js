@@ -8,7 +8,7 @@ import { isLoopback, parseAdminAddress } from '../../dist/admin/address.js';
 import { csrfProblem, hasToken, hostIsLoopback } from '../../dist/admin/guard.js';
 import { parseCommand } from '../../dist/cli/args.js';
 import { resolveOptions } from '../../dist/config/options.js';
-import { parseConfig } from '../../dist/config/schema.js';
+import { parseConfig, validateOptions } from '../../dist/config/schema.js';
 import { aggregateAppMetrics } from '../../dist/metrics/app-metrics.js';
 import { ClusterMetrics, servingPerSlot } from '../../dist/metrics/cluster-metrics.js';
 import { CounterLedger } from '../../dist/metrics/ledger.js';
@@ -37,7 +37,7 @@ test('loopback: 127/8, ::1, v4-mapped 127, localhost; everything else is not', (
 
 test('options: a non-loopback admin needs a token (flag or env) of 16+ printable characters; admin flags need --admin', () => {
   const label = (k) => ({ admin: '--admin', adminToken: '--admin-token', minReady: '--min-ready', adminActions: '--admin-actions' })[k] ?? k;
-  const resolve = (o) => resolveOptions({ script: SCRIPT, ...o }, label);
+  const resolve = (o) => resolveOptions(validateOptions({ script: SCRIPT, ...o }, 'api', label), label);
   const saved = process.env.CORRAL_ADMIN_TOKEN;
   delete process.env.CORRAL_ADMIN_TOKEN;
   try {
@@ -61,10 +61,10 @@ test('CLI flags and config keys for the admin server', () => {
   const cmd = parseCommand(['app.js', '--admin', '0.0.0.0:9100', '--admin-token', TOKEN, '--min-ready', '2', '--admin-actions']);
   assert.deepEqual({ ...cmd.options, args: undefined, script: undefined }, { admin: '0.0.0.0:9100', adminToken: TOKEN, minReady: 2, adminActions: true, args: undefined, script: undefined });
   assert.throws(() => parseCommand(['app.js', '--min-ready', 'x']), /--min-ready must be an integer \(0 or more\), got "x"/);
-  const [app] = parseConfig({ apps: [{ script: 'a.js', admin: 9100, minReady: 0, adminActions: true }] }, 'c.json');
+  const [app] = parseConfig({ apps: [{ script: 'a.js', admin: 9100, minReady: 0, adminActions: true }] }, 'c.json').apps;
   assert.deepEqual([app.admin, app.minReady, app.adminActions], [9100, 0, true]);
-  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', admin: true }] }, 'c.json'), /apps\[0\]\.admin: expected a port or "host:port", got true/);
-  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', adminActions: 'yes' }] }, 'c.json'), /apps\[0\]\.adminActions: expected true or false/);
+  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', admin: true }] }, 'c.json'), /apps\[0\]\.admin must be a port or "host:port", got true/);
+  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', adminActions: 'yes' }] }, 'c.json'), /apps\[0\]\.adminActions must be true or false/);
 });
 
 test('Bearer token: exact match only', () => {

@@ -57,6 +57,7 @@ export class FakeSpawner {
       spare: request.spare === true,
       booted: () => events.message({ corral: 1, type: 'held' }),
       takeHeldOutput: () => proc.held ?? [],
+      takeCrashOutput: () => proc.crashOutput ?? [],
       recentErrors: () => [],
       // helpers for tests
       ready: () => events.message({ corral: 1, type: 'listening', address: '127.0.0.1:1' }),

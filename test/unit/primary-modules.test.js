@@ -18,7 +18,7 @@ import { FakeClock, MemorySink } from './fakes.js';
 
 function fakeProc(pid = 10, held = []) {
   const sent = [];
-  return { pid, sent, send: (m) => sent.push(m), kill() {}, releaseOutput() {}, takeHeldOutput: () => held, recentErrors: () => [] };
+  return { pid, sent, send: (m) => sent.push(m), kill() {}, releaseOutput() {}, takeHeldOutput: () => held, takeCrashOutput: () => [], recentErrors: () => [] };
 }
 
 const stats = (over = {}) => ({ rss: 1, heapUsed: 1, heapTotal: 1, cpuUser: 0, cpuSystem: 0, loopDelayMean: 0, loopDelayMax: 0, loopUtilization: 0, connections: 0, requests: 0, ...over });
@@ -33,7 +33,9 @@ test('SlotTable: failed starts back off, a long-lived worker resets the count, r
   slots.countRestart(1, 'memory');
   slots.countRestart(1, 'memory');
   assert.deepEqual(slots.get(1).reasons, { memory: 2 });
-  assert.equal(slots.totalRestarts(), 3);
+  slots.forgetFrom(1);
+  assert.deepEqual(slots.view(1), { failures: 0, respawnAt: 0, restarts: 0, reasons: {} }, 'a slot removed by a scale-down no longer counts');
+  assert.equal(slots.view(0).restarts, 1);
 });
 
 test('health: memory over the limit for N beats in a row, or the request limit, recycles', () => {

@@ -75,7 +75,7 @@ test('CLI: bad values name the option and what it expects', () => {
   assert.throws(() => parseCommand(['s.js', '-w', '-3']), { message: '--workers must be a positive integer or "auto", got "-3"' });
   assert.throws(() => parseCommand(['s.js', '--port', '70000']), { message: /--port must be a port number/ });
   assert.throws(() => parseCommand(['s.js', '--grace', 'soon']), { message: /--grace must be a duration/ });
-  assert.throws(() => parseCommand(['s.js', '--env', 'NOEQUALS']), { message: /--env takes KEY=VALUE/ });
+  assert.throws(() => parseCommand(['s.js', '--env', 'NOEQUALS']), { message: '--env must be KEY=VALUE, got "NOEQUALS"' });
   assert.equal(parseSize('x', '2G'), 2 * 1024 ** 3);
   assert.equal(parseDuration('x', '250ms'), 250);
 });
