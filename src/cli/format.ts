@@ -29,6 +29,13 @@ export function useColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = proc
   return out.isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';
 }
 
+type Color = Parameters<typeof styleText>[0];
+
+/** Colour `text`; whether to colour at all was decided by useColor() (styleText would check stdout itself). */
+function colorize(color: Color, text: string): string {
+  return (styleText as (c: Color, t: string, o: { validateStream: boolean }) => string)(color, text, { validateStream: false });
+}
+
 type Paint = (text: string, row: number, col: number) => string;
 
 /** Left-aligned columns, two spaces apart; numbers right-aligned. `paint` colours a cell after it is padded. */
@@ -45,7 +52,7 @@ export function table(header: string[], rows: string[][], numeric: boolean[] = [
   return [line(header, -1), ...rows.map(line)].join('\n');
 }
 
-const STATE_COLORS: Record<string, Parameters<typeof styleText>[0]> = { ready: 'green', starting: 'yellow', draining: 'gray' };
+const STATE_COLORS: Record<string, Color> = { ready: 'green', starting: 'yellow', draining: 'gray' };
 
 export function formatStatus(s: ClusterStatus, color = false): string {
   const head =
@@ -78,8 +85,8 @@ export function formatStatus(s: ClusterStatus, color = false): string {
   const paint: Paint | undefined = color
     ? (text, row, col) => {
         const cell = rows[row]?.[col] ?? '';
-        if (col === stateCol) return cell.startsWith('restart in') ? styleText('red', text) : STATE_COLORS[cell] ? styleText(STATE_COLORS[cell]!, text) : text;
-        if (col === restartCol && cell !== '' && cell !== '0') return styleText('yellow', text);
+        if (col === stateCol) return cell.startsWith('restart in') ? colorize('red', text) : STATE_COLORS[cell] ? colorize(STATE_COLORS[cell]!, text) : text;
+        if (col === restartCol && cell !== '' && cell !== '0') return colorize('yellow', text);
         return text;
       }
     : undefined;

@@ -570,3 +570,95 @@ test('max-requests jitter: each worker draws its own limit in [max, max + jitter
   spawner.procs[2].heartbeat({ requests: 120 });
   assert.equal(spawner.procs.length, 6);
 });
+
+// ---- issue 14: honest status, hints, hard restarts -------------------------
+
+test('status counts unplanned replacements only; totals are the sum of the rows; a removed slot no longer counts', async () => {
+  const { spawner, sup } = await started({ workers: 3 });
+  spawner.procs[2].die(1);
+  spawner.last.ready();
+  spawner.procs[0].die(1);
+  spawner.last.ready();
+  let s = sup.status();
+  assert.equal(s.totals.restarts, 2);
+  assert.deepEqual(s.workers.map((w) => w.restarts), [1, 0, 1]);
+  const reload = sup.reload();
+  for (let i = 0; i < 3; i++) {
+    spawner.last.ready();
+    for (const p of spawner.procs) if (drained(p) && !p.dead) (p.dead = true), p.die(0);
+  }
+  await reload;
+  const scale = sup.scale(2);
+  spawner.procs.find((p) => p.slot === 2 && drained(p) && !p.dead).die(0);
+  await scale;
+  s = sup.status();
+  assert.equal(s.reloads.succeeded, 1);
+  assert.equal(s.generation, 2);
+  assert.deepEqual(s.workers.map((w) => [w.slot, w.restarts, w.restartReasons]), [[0, 1, { crash: 1 }], [1, 0, {}]]);
+  assert.equal(s.totals.restarts, s.workers.reduce((n, w) => n + w.restarts, 0), 'totals equal the rows; slot 2 was removed');
+});
+
+test('a worker still booting after 5 s gets one hint per generation; the boot timeout names itself, not SIGKILL', async () => {
+  const { spawner, clock, sink, sup } = setup({ workers: 2, bootTimeout: 8000 });
+  void sup.start().catch(() => {});
+  clock.advance(5000);
+  const hints = sink.records.filter((r) => /still not listening after 5 s; scripts that never listen call worker\.ready\(\) from 'corral\/worker'; waiting up to 8 s/.test(r.msg));
+  assert.equal(hints.length, 1, sink.text);
+  clock.advance(3000);
+  assert.deepEqual(spawner.procs[0].signals, ['SIGKILL']);
+  spawner.procs[0].die(null, 'SIGKILL');
+  assert.match(sink.text, /worker 0 \(pid \d+\) failed to start \(did not become ready within 8000 ms \(--boot-timeout\): it neither listened nor called worker\.ready\(\)\)/);
+  assert.doesNotMatch(sink.text, /killed by SIGKILL/);
+});
+
+test('no hint when the boot timeout is 5 s or less, nor for a worker that became ready', async () => {
+  const { clock, sink, sup, spawner } = setup({ workers: 1, bootTimeout: 5000 });
+  void sup.start().catch(() => {});
+  clock.advance(4999);
+  spawner.procs[0].ready();
+  clock.advance(10_000);
+  assert.doesNotMatch(sink.text, /still not listening/);
+});
+
+test('restart --hard drains every old worker at once and starts the new ones together; not counted as restarts', async () => {
+  const { spawner, sup, sink } = await started({ workers: 3, reloadVerify: 2000 });
+  const old = [...spawner.procs];
+  const done = sup.reload({ hard: true });
+  assert.ok(old.every(drained), 'all old workers drain at once');
+  assert.equal(spawner.procs.length, 6, 'three new workers boot together, no canary');
+  for (const p of spawner.procs.slice(3)) p.ready();
+  await done;
+  assert.equal(sup.status().generation, 2);
+  assert.equal(sup.status().totals.restarts, 0);
+  assert.match(sink.text, /hard restart to generation 2: draining all 3 workers and starting new ones at once/);
+});
+
+test('"reload complete" is logged after the old workers have stopped', async () => {
+  const { spawner, sup, sink } = await started({ workers: 1 });
+  const [old] = spawner.procs;
+  const reload = sup.reload();
+  spawner.last.ready();
+  await reload;
+  assert.doesNotMatch(sink.text, /reload to generation 2 complete/, 'not while the old worker drains');
+  old.die(0);
+  const lines = sink.records.map((r) => r.msg);
+  const stopped = lines.findIndex((l) => l.includes(`pid ${old.pid}) stopped`));
+  const complete = lines.findIndex((l) => l === 'reload to generation 2 complete');
+  assert.ok(stopped >= 0 && complete > stopped, lines.join('\n'));
+});
+
+test('a crash-looping slot shows its crash output once, then counts the repeats', async () => {
+  const { spawner, clock, sup, sink } = await started({ workers: 1 });
+  const trace = [{ time: new Date(), level: 'error', source: 'worker', worker: 0, pid: 1, msg: 'Error: boom' }];
+  for (let i = 0; i < 4; i++) {
+    const w = spawner.last;
+    w.crashOutput = trace.map((r) => ({ ...r }));
+    w.die(1);
+    clock.advance(1000);
+    spawner.last.ready();
+  }
+  assert.equal(sink.records.filter((r) => r.msg === 'Error: boom').length, 1, sink.text);
+  assert.match(sink.text, /exited with code 1 \(same error as the previous crash of slot 0; output not shown again\)/);
+  assert.match(sink.text, /exited with code 1 \(same error as the previous 3 crashes of slot 0; output not shown again\)/);
+  assert.equal(sup.status().workers[0].restarts, 4);
+});
