@@ -148,7 +148,8 @@ test('a worker that never becomes ready is killed at --boot-timeout and counts a
   const c = startCorral(t, [APP, '-w', '1', '--boot-timeout', '300'], { env: { FIXTURE_BOOT: 'hang' } });
   assert.equal((await c.waitForExit(10000)).code, 1);
   assert.match(c.output, /did not become ready within 300 ms; killing it/);
-  assert.match(c.output, /the app cannot start/);
+  assert.match(c.output, /the app cannot start: did not become ready within 300 ms \(--boot-timeout\): it neither listened nor called worker\.ready\(\)/);
+  assert.doesNotMatch(c.output, /killed by SIGKILL/);
 });
 
 test('after the cluster has served, crashes back off instead of stopping it', async (t) => {
