@@ -66,13 +66,14 @@ export function runCli(args, { home, timeout = 20000, env = {}, cwd = ROOT } = {
 
 /** A running `corral <script>` primary. */
 export class Corral {
-  constructor(args, { home = tempHome(), env = {}, cwd = ROOT } = {}) {
+  /** `cli`: another copy of corral's command (an installed package's), run with this node. */
+  constructor(args, { home = tempHome(), env = {}, cwd = ROOT, cli = CLI } = {}) {
     this.home = home;
     this.ownHome = true;
     this.lines = [];
     this.workerPids = new Set();
     this.listeners = new Set();
-    this.proc = spawn(process.execPath, [CLI, ...args], {
+    this.proc = spawn(process.execPath, [cli, ...args], {
       cwd,
       env: { ...process.env, CORRAL_HOME: home, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -54,7 +54,7 @@ export class ClusterMetrics {
       appSeconds: gauge('corral_app_metrics_collect_seconds', 'How long the last collection of app metrics took.'),
     };
     this.#c = {
-      restarts: counter('corral_worker_restarts_total', 'Workers replaced, per slot and reason.', ['slot', 'reason']),
+      restarts: counter('corral_worker_restarts_total', 'Unplanned worker replacements (crash, boot failure, watchdog, memory, max-requests, signal), per slot and reason; reloads and scaling are not counted.', ['slot', 'reason']),
       requests: counter('corral_requests_total', 'Requests served by the worker serving a slot (restarts from 0 with a new worker).', ['slot']),
       cpu: counter('corral_worker_cpu_seconds_total', 'CPU time used by the worker serving a slot (restarts from 0 with a new worker).', ['slot']),
     };

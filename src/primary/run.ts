@@ -36,7 +36,8 @@ export interface ClusterHandle {
   readonly adminUrl: string | undefined;
   /** Resolves with the primary's exit code once every worker is gone. */
   readonly done: Promise<number>;
-  reload(): Promise<void>;
+  /** Rolling reload; `{ hard: true }` replaces every worker at once (`corral restart --hard`). */
+  reload(options?: { hard?: boolean }): Promise<void>;
   /** More than 4 per usable CPU needs `{ force: true }`. */
   scale(workers: number, options?: { force?: boolean }): Promise<number>;
   stop(): Promise<number>;
@@ -169,7 +170,7 @@ function makeHandle(options: ResolvedOptions, supervisor: Supervisor, done: Prom
     controlSocket,
     adminUrl,
     done,
-    reload: () => supervisor.reload(),
+    reload: (opts) => supervisor.reload(opts),
     scale: (n, opts) => supervisor.scale(n, opts),
     stop: () => supervisor.stop(),
     status: () => supervisor.status(),
