@@ -41,27 +41,32 @@ export async function waitFor(fn, ms, what = 'condition') {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Run a corral CLI command to completion (status, reload, ...). */
-export function runCli(args, { home, timeout = 20000, env = {}, cwd = ROOT } = {}) {
+/** Run a command to completion, killed by PID if it outlives `timeout`. */
+export function runProcess(cmd, args, { timeout = 20000, env = {}, cwd = ROOT } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd,
-      env: { ...process.env, ...env, ...(home ? { CORRAL_HOME: home } : {}) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`corral ${args.join(' ')} did not finish within ${timeout} ms\n${stdout}\n${stderr}`));
+      reject(new Error(`${path.basename(cmd)} ${args.join(' ')} did not finish within ${timeout} ms\n${stdout}\n${stderr}`));
     }, timeout);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** Run a corral CLI command to completion (status, reload, ...). */
+export function runCli(args, { home, timeout = 20000, env = {}, cwd = ROOT } = {}) {
+  return runProcess(process.execPath, [CLI, ...args], { timeout, cwd, env: { ...env, ...(home ? { CORRAL_HOME: home } : {}) } });
 }
 
 /** A running `corral <script>` primary. */

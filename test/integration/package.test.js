@@ -7,27 +7,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Corral, ROOT, freePort, get, tempHome, waitFor, within } from '../helpers.js';
+import { Corral, ROOT, freePort, get, runProcess, tempHome, waitFor, within } from '../helpers.js';
 
-/** Run a command to completion, bounded; resolves with its output. */
-function run(cmd, args, { cwd, timeout = 120_000, env = {} }) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeout} ms\n${stdout}\n${stderr}`));
-    }, timeout);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (cmd, args, opts) => runProcess(cmd, args, { timeout: 120_000, ...opts });
 
 /** The README's code blocks that begin with `// <file name>`, by file name. */
 function readmeFiles() {
