@@ -68,7 +68,7 @@ test('a reload never promotes a spare of the old generation', async (t) => {
 
 test('a spare over --max-memory is replaced; a spare whose event loop blocks is killed by the watchdog', async (t) => {
   const leaky = await withSpare(t, ['-w', '1', '--spares', '1', '--max-memory', '150M'], { SPARE_LEAK_MB: '200' });
-  await leaky.c.waitForLine(new RegExp(`spare \\(pid ${leaky.spare.pid}\\) uses \\d+ MB RSS, over the 150 MB limit; replacing it`), 10000);
+  await leaky.c.waitForLine(new RegExp(`spare \\(pid ${leaky.spare.pid}\\) uses \\d+ MiB RSS, over the 150 MiB limit; replacing it`), 10000);
   await waitFor(() => !alive(leaky.spare.pid), 10000, 'the leaking spare to exit');
 
   const port = await freePort();
