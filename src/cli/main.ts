@@ -9,18 +9,15 @@ import { defaultHome, logicalCwd, resolveOptions, type ResolvedOptions, type Sta
 import { flagLabel, type ValidOptions } from '../config/schema.js';
 import { chooseStrategy } from '../primary/balancing.js';
 import type { ClusterHandle } from '../primary/run.js';
-import { RemoteError, liveClusters, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
-import { socketPath } from '../control/paths.js';
+import { RemoteError, resolveCluster, resolveGroup, sendCommand } from '../control/client.js';
 import { announce, runCluster } from '../primary/run.js';
 import { exitOnUnhandledStopSignals } from '../primary/pid1.js';
 import { ServiceNotifier, describeClusters } from '../systemd/notify.js';
 import type { ClusterStatus } from '../primary/status.js';
 import type { ControlCommand } from '../control/protocol.js';
-import { fromWire, type WireRecord } from '../logs/ring.js';
-import { jsonLine, textLine } from '../logs/sink.js';
 import { parseCommand, type Command, type SystemdCommand } from './args.js';
 import { systemdUnit, thisHost } from './systemd.js';
-import { formatStatus, table, useColor } from './format.js';
+import { list, logs, status, watchStatus } from './observe.js';
 import { generalHelp, usageLine, verbHelp } from './usage.js';
 import type { VerbName } from './verbs.js';
 
@@ -122,22 +119,6 @@ function announceNextSteps(running: ClusterHandle[]): void {
   announce(first, `running. In another terminal: 'corral status${name}' (also logs, reload, stop); Ctrl-C stops gracefully, a second Ctrl-C forces`);
 }
 
-async function list(home: string, json: boolean): Promise<number> {
-  const names = await liveClusters(home);
-  const statuses = await Promise.all(names.map((n) => sendCommand(socketPath(home, n), { cmd: 'status' }, 5000) as Promise<ClusterStatus>));
-  if (json) {
-    process.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
-    return 0;
-  }
-  if (statuses.length === 0) {
-    process.stdout.write(`no running clusters in ${home}\n`);
-    return 0;
-  }
-  const rows = statuses.map((s) => [s.name, String(s.pid), s.state, `${s.totals.ready}/${s.desired}`, s.strategy, s.script]);
-  process.stdout.write(`${table(['NAME', 'PID', 'STATE', 'READY', 'STRATEGY', 'SCRIPT'], rows)}\n`);
-  return 0;
-}
-
 /** `corral systemd`: the unit on stdout, anything the user should fix on stderr. */
 async function printUnit(command: SystemdCommand): Promise<number> {
   const { options, configPath } = command.start;
@@ -150,88 +131,6 @@ async function printUnit(command: SystemdCommand): Promise<number> {
   const unit = systemdUnit(command, apps, thisHost(logicalCwd()), generatedBy);
   for (const w of unit.warnings) process.stderr.write(`corral: ${w}\n`);
   process.stdout.write(unit.text);
-  return 0;
-}
-
-
-async function status(command: Extract<Command, { kind: 'status' }>): Promise<number> {
-  const targets = await resolveGroup(command.home ?? defaultHome(), command.name, 'status');
-  const statuses = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'status' }, 10_000) as Promise<ClusterStatus>));
-  const json = statuses.length === 1 ? JSON.stringify(statuses[0], null, 2) : JSON.stringify(statuses, null, 2);
-  const color = useColor(process.stdout);
-  process.stdout.write(command.json ? `${json}\n` : `${statuses.map((s) => formatStatus(s, color)).join('\n\n')}\n`);
-  return 0;
-}
-
-const WATCH_EVERY_MS = 1000;
-
-/**
- * `corral status --watch`: the table redrawn in place every second (like
- * top) until Ctrl-C. Without a terminal, one snapshot after another with
- * its time, no escape codes; with --json, one JSON line each.
- */
-async function watchStatus(command: Extract<Command, { kind: 'status' }>): Promise<number> {
-  const targets = await resolveGroup(command.home ?? defaultHome(), command.name, 'status');
-  const tty = process.stdout.isTTY === true && !command.json;
-  const color = useColor(process.stdout);
-  const quit = new AbortController();
-  const onSignal = (): void => quit.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  if (tty) process.stdout.write('\x1b[?25l');
-  try {
-    while (!quit.signal.aborted) {
-      let statuses: ClusterStatus[];
-      try {
-        statuses = await Promise.all(targets.map((t) => sendCommand(t.file, { cmd: 'status' }, 5000) as Promise<ClusterStatus>));
-      } catch (err) {
-        if ((err as CorralError).code !== 'E_NO_CLUSTER' && (err as CorralError).code !== 'E_PROTOCOL') throw err;
-        process.stdout.write(`${tty ? '\n' : ''}${targets.map((t) => t.name).join(', ')}: no longer running\n`);
-        return 0;
-      }
-      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      if (command.json) process.stdout.write(`${JSON.stringify(statuses.length === 1 ? statuses[0] : statuses)}\n`);
-      else if (tty) process.stdout.write(`\x1b[H\x1b[2J${statuses.map((s) => formatStatus(s, color)).join('\n\n')}\n\n${now} · every ${WATCH_EVERY_MS / 1000} s · Ctrl-C to quit\n`);
-      else process.stdout.write(`== ${now}\n${statuses.map((s) => formatStatus(s, false)).join('\n\n')}\n\n`);
-      await sleep(WATCH_EVERY_MS, quit.signal);
-    }
-    return 0;
-  } finally {
-    if (tty) process.stdout.write('\x1b[?25h');
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
-}
-
-/**
- * `corral logs`: the primary's recent lines (each slot's and corral's own),
- * then with --follow every new one until Ctrl-C or until the cluster stops.
- */
-async function logs(command: Extract<Command, { kind: 'logs' }>): Promise<number> {
-  const { name, file } = await resolveCluster(command.home ?? defaultHome(), command.name, 'logs');
-  const style = { prefix: true, time: command.time, color: useColor(process.stdout) };
-  const print = (w: WireRecord): void => {
-    const record = fromWire(w);
-    process.stdout.write(command.json ? jsonLine(record, name) : textLine(record, name, style));
-  };
-  const result = (await sendCommand(file, { cmd: 'logs', lines: command.lines, follow: command.follow }, {
-    timeoutMs: command.follow ? 0 : 10_000,
-    onProgress: (p) => {
-      if (typeof p.skipped === 'number') process.stderr.write(`corral: ${p.skipped} lines skipped: this reader fell behind\n`);
-      if (p.log) print(p.log as WireRecord);
-    },
-  })) as { stopped?: boolean };
-  if (command.follow && result.stopped) process.stderr.write(`corral: ${name} stopped\n`);
   return 0;
 }
 

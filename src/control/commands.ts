@@ -56,6 +56,8 @@ async function streamLogs(supervisor: Supervisor, req: Extract<ControlRequest, {
   const recent = ring.recent(req.lines);
   for (const r of recent) progress({ log: toWire(r) });
   if (!req.follow || context.gone?.aborted) return { lines: recent.length };
+  // The client merges several apps' recent lines by time before it prints new ones as they come.
+  progress({ caughtUp: true });
   let skipped = 0;
   const stop = ring.follow((r) => {
     const sent = progress(skipped > 0 ? { skipped, log: toWire(r) } : { log: toWire(r) });

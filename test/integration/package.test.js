@@ -78,6 +78,9 @@ test('npm pack holds only what a user needs; the tarball installs into an empty 
   assert.doesNotMatch(cfg.output, /still not listening/, 'the consumer calls worker.ready()');
   const status = await within(run(process.execPath, [bin, 'status', '--json'], { cwd: app, env: { CORRAL_HOME: cfg.home } }), 15_000, 'status');
   assert.deepEqual(JSON.parse(status.stdout).map((s) => [s.name, s.totals.ready]).sort(), [['api', 1], ['jobs', 1]]);
+  const logs = await within(run(process.execPath, [bin, 'logs', '-n', '100'], { cwd: app, env: { CORRAL_HOME: cfg.home } }), 15_000, 'logs');
+  assert.match(logs.stdout, /\[corral api\] starting 1 worker of/, 'the apps of one config file are shown together');
+  assert.match(logs.stdout, /\[corral jobs\] starting 1 worker of/);
   cfg.signal('SIGTERM');
   assert.equal((await cfg.waitForExit(10_000)).code, 0);
 });
