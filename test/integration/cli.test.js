@@ -46,7 +46,7 @@ test("a usage error ends with that command's usage line, not start's", async () 
 test('an unknown verb is answered as a command, with what to use instead', async () => {
   const r = await runCli(['delete', 'web'], { home: tempHome() });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^corral: unknown command "delete"; use 'corral stop'.*Commands: start, status, reload, restart, scale, stop, list, logs, ls/);
+  assert.match(r.stderr, /^corral: unknown command "delete"; use 'corral stop'.*Commands: start, status, reload, restart, scale, stop, list, logs, systemd, ls/);
   assert.doesNotMatch(r.stderr, /script not found/);
   const typo = await runCli(['sever.js'], { home: tempHome() });
   assert.match(typo.stderr, /script not found: sever\.js/, 'a file name is still a missing script');

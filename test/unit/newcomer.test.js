@@ -90,7 +90,7 @@ test('verbs: ls, restart, logs; help per command; unknown verbs answered as such
   assert.deepEqual(parseCommand(['help', 'reload']), { kind: 'help', topic: 'reload' });
   assert.deepEqual(parseCommand(['reload', '--help']), { kind: 'help', topic: 'reload' });
   assert.deepEqual(parseCommand(['help', 'ls']), { kind: 'help', topic: 'list' });
-  assert.throws(() => parseCommand(['delete', 'web'], () => false), { code: 'E_USAGE', message: /^unknown command "delete"; use 'corral stop'.*Commands: start, status, reload, restart, scale, stop, list, logs, ls/ });
+  assert.throws(() => parseCommand(['delete', 'web'], () => false), { code: 'E_USAGE', message: /^unknown command "delete"; use 'corral stop'.*Commands: start, status, reload, restart, scale, stop, list, logs, systemd, ls/ });
   assert.throws(() => parseCommand(['relaod'], () => false), { message: /^unknown command "relaod"; did you mean 'reload'\?/ });
   assert.equal(parseCommand(['server'], () => true).options.script, 'server', 'an existing file named like a word is a script');
   assert.throws(() => parseCommand(['scale']), { verb: 'scale' });
