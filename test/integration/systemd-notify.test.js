@@ -1,12 +1,12 @@
 // Type=notify readiness, decided from a fake NOTIFY_SOCKET: a datagram
 // receiver that records each message with its sender, as systemd sees it.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CLI, FIXTURES, get, startCorral, tempHome, within } from '../helpers.js';
+import { FIXTURES, ROOT, get, startCorral, tempHome, within } from '../helpers.js';
 import { fakeManager, monotonicUsec, notifyToolsMissing } from '../fake-notify.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
@@ -14,10 +14,26 @@ const why = notifyToolsMissing();
 if (why) console.log(`# skipping the NOTIFY_SOCKET tests: ${why}`);
 
 /** The worker reports whether it inherited NOTIFY_SOCKET (it must not). */
-function appReportingNotifySocket(dir) {
+function appReportingNotifySocket(dir, app = APP) {
   const file = path.join(dir, 'server.cjs');
-  writeFileSync(file, `process.env.FIXTURE_VERSION = process.env.NOTIFY_SOCKET ?? 'none';\nrequire(${JSON.stringify(APP)});\n`);
+  writeFileSync(file, `process.env.FIXTURE_VERSION = process.env.NOTIFY_SOCKET ?? 'none';\nrequire(${JSON.stringify(app)});\n`);
   return file;
+}
+
+/**
+ * corral and the app as another user can read them. The checkout may sit in
+ * a directory only its owner can enter (`mktemp -d` makes those), so the
+ * built package (dist, package.json and the one runtime dependency a plain
+ * start loads) and the fixture app are copied to a world-readable directory.
+ */
+function installReadableCopy(dir) {
+  const root = path.join(dir, 'corral');
+  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
+  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
+  cpSync(path.join(ROOT, 'node_modules/valibot'), path.join(root, 'node_modules/valibot'), { recursive: true });
+  cpSync(APP, path.join(dir, 'app.cjs'));
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return { cli: path.join(root, 'dist/cli/main.js'), app: path.join(dir, 'app.cjs') };
 }
 
 test('NOTIFY_SOCKET: READY=1 once all workers serve, RELOADING=1/READY=1 around a reload, STOPPING=1, from a sender systemd can attribute', { skip: why ?? false }, async (t) => {
@@ -62,8 +78,9 @@ test('NOTIFY_SOCKET as an unprivileged user: systemd-notify sends with its own p
   mkdirSync(home, { mode: 0o700 });
   chownSync(home, NOBODY, NOBODY);
   const mgr = await fakeManager(t, dir);
-  const script = appReportingNotifySocket(dir);
-  const argv = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, CLI, script, '-w', '1', '--port', '0', '--name', 'nb'];
+  const copy = installReadableCopy(dir);
+  const script = appReportingNotifySocket(dir, copy.app);
+  const argv = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, copy.cli, script, '-w', '1', '--port', '0', '--name', 'nb'];
   const proc = spawn('setpriv', argv, { env: { ...process.env, CORRAL_HOME: home, HOME: dir, NOTIFY_SOCKET: mgr.socket }, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
   t.after(() => proc.kill('SIGKILL'));
