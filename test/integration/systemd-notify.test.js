@@ -32,7 +32,7 @@ function installReadableCopy(dir) {
   cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
   cpSync(path.join(ROOT, 'node_modules/valibot'), path.join(root, 'node_modules/valibot'), { recursive: true });
   cpSync(APP, path.join(dir, 'app.cjs'));
-  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  execFileSync('chmod', ['-R', 'a+rX', root, path.join(dir, 'app.cjs')]);
   return { cli: path.join(root, 'dist/cli/main.js'), app: path.join(dir, 'app.cjs') };
 }
 
@@ -81,7 +81,7 @@ test('NOTIFY_SOCKET as an unprivileged user: systemd-notify sends with its own p
   const copy = installReadableCopy(dir);
   const script = appReportingNotifySocket(dir, copy.app);
   const argv = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, copy.cli, script, '-w', '1', '--port', '0', '--name', 'nb'];
-  const proc = spawn('setpriv', argv, { env: { ...process.env, CORRAL_HOME: home, HOME: dir, NOTIFY_SOCKET: mgr.socket }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn('setpriv', argv, { cwd: dir, env: { ...process.env, PWD: dir, CORRAL_HOME: home, HOME: dir, NOTIFY_SOCKET: mgr.socket }, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
   t.after(() => proc.kill('SIGKILL'));
 
