@@ -16,7 +16,10 @@ const KILLS = 5;
 
 const freePort = () =>
   new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => s.close(() => resolve(s.address().port)));
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
   });
 
 /** The pid that answered a fresh connection, or null. */
