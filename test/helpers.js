@@ -2,7 +2,7 @@
 // what it prints, send real HTTP requests, and kill every process by PID
 // even when a test fails.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -159,7 +159,11 @@ export class Corral {
   }
 
   killAll() {
-    for (const pid of [this.pid, ...this.workerPids]) {
+    // Children not named in the log yet (a canary still booting) are found by
+    // their parent pid: left alive, they would write their compile cache into
+    // the home while it is being removed.
+    for (const pid of new Set([...childrenOf(this.pid), this.pid, ...this.workerPids])) {
+      if (!(pid > 0)) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {}
@@ -167,11 +171,33 @@ export class Corral {
   }
 
   async cleanup() {
+    const children = childrenOf(this.pid);
     this.killAll();
     await Promise.race([this.exited, sleep(2000)]);
+    await waitFor(() => children.every((pid) => !alive(pid)), 2000, 'the killed workers to be gone').catch(() => {});
     started.delete(this);
-    if (this.ownHome) rmSync(this.home, { recursive: true, force: true });
+    if (this.ownHome) rmSync(this.home, { recursive: true, force: true, maxRetries: 5 });
   }
+}
+
+/** The pids whose parent is `ppid`, from /proc (empty where there is none). */
+export function childrenOf(ppid) {
+  let entries;
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const children = [];
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The parent pid is the 2nd field after the parenthesised command, which may hold blanks.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) children.push(Number(name));
+    } catch {}
+  }
+  return children;
 }
 
 export function startCorral(t, args, opts) {

@@ -62,8 +62,10 @@ function setUpCompileCache(options: ResolvedOptions, sink: LogSink): { dir: stri
     sink.write(corralRecord('debug', `compile cache off: ${cache.off}`));
     return { dir: undefined };
   }
+  // With the control channel on, an unusable home is the user's error to fix (exit 2), said once.
+  if (options.control) ensurePrivateHome(options.home);
   try {
-    ensurePrivateHome(options.home);
+    if (!options.control) ensurePrivateHome(options.home);
     prepareCompileCache(cache.dir);
     return { dir: cache.dir };
   } catch (err) {
