@@ -36,7 +36,35 @@ export type WorkerToPrimary =
   | { corral: 1; type: 'draining'; signal: string }
   /** A spare booted: its first listen() (or ready()) is held until it is promoted. */
   | { corral: 1; type: 'held' }
-  | AppMetricsReply;
+  | AppMetricsReply
+  | StickyToPrimary;
+
+/**
+ * Under --sticky the primary owns the listening sockets: a worker's listen()
+ * on a TCP port becomes `sticky-listen` (answered by `sticky-listening`),
+ * closing it `sticky-unlisten`. A connection that arrives after the worker
+ * closed its listener goes back with `sticky-return` (the socket travels as
+ * the message's handle), with the bytes the primary had read.
+ */
+export type StickyToPrimary =
+  | { corral: 1; type: 'sticky-listen'; id: number; query: StickyQuery }
+  | { corral: 1; type: 'sticky-unlisten'; key: string }
+  | { corral: 1; type: 'sticky-return'; key: string; client: string; data: string; hops: number };
+
+/** What a worker's listen() asked for, as node:cluster's queryServer carries it. */
+export interface StickyQuery {
+  /** Names the listener: the same for every worker that listens on the same address (node:cluster's rule). */
+  key: string;
+  address: string | null;
+  port: number;
+  addressType: number;
+  backlog?: number;
+  ipv6Only: boolean;
+  /** The server is plain HTTP/1 (http.Server), so the primary may read the request head for header:/cookie: keys. */
+  http: boolean;
+  /** node:cluster's per-listener server data (a TLS server's ticket keys): the first worker's is given to all. */
+  serverData?: unknown;
+}
 
 /**
  * The runtime's answer to `collect-metrics`: the JSON of every prom-client
@@ -53,16 +81,31 @@ export interface ErrorBody {
 }
 
 export type PrimaryToWorker =
-  | { corral: 1; type: 'drain'; idleCloseMs: number; graceMs: number; reason: string }
+  /**
+   * `linger`: other workers of an older generation still accept connections
+   * (a rolling reload is under way), so once its requests are done the worker
+   * keeps its WebSockets until `release` (at most half the grace): clients it
+   * closed now could reconnect to a worker that is replaced moments later.
+   */
+  | { corral: 1; type: 'drain'; idleCloseMs: number; graceMs: number; reason: string; linger: boolean }
+  | { corral: 1; type: 'release' }
   | { corral: 1; type: 'reply'; id: number; ok: true; result: unknown }
   | { corral: 1; type: 'reply'; id: number; ok: false; error: ErrorBody }
   | { corral: 1; type: 'message'; payload: unknown; from: number | 'primary' }
   | { corral: 1; type: 'collect-metrics'; id: number }
   /** A spare takes `slot`: perform the held listens. */
-  | { corral: 1; type: 'promote'; slot: number; workers: number };
+  | { corral: 1; type: 'promote'; slot: number; workers: number }
+  | { corral: 1; type: 'sticky-listening'; id: number; sockname: { address: string; family: string; port: number }; serverData?: unknown }
+  | { corral: 1; type: 'sticky-listening'; id: number; errno: number; error: string }
+  /**
+   * A connection for the listener `key`, its socket as the message's handle;
+   * `data` (base64) are bytes the primary read from it first, `client` the
+   * routing key it was routed by, `hops` how often it was routed already.
+   */
+  | { corral: 1; type: 'sticky-connection'; key: string; client: string; data: string; hops: number };
 
-const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics', 'held']);
-const PRIMARY_TYPES = new Set(['drain', 'reply', 'message', 'collect-metrics', 'promote']);
+const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics', 'held', 'sticky-listen', 'sticky-unlisten', 'sticky-return']);
+const PRIMARY_TYPES = new Set(['drain', 'release', 'reply', 'message', 'collect-metrics', 'promote', 'sticky-listening', 'sticky-connection']);
 
 export function isWorkerMessage(value: unknown): value is WorkerToPrimary {
   if (typeof value !== 'object' || value === null) return false;
@@ -88,6 +131,8 @@ export const ENV = {
   workers: 'CORRAL_WORKERS',
   name: 'CORRAL_NAME',
   strategy: 'CORRAL_STRATEGY',
+  /** Set under --sticky: TCP listens go to the primary, which routes connections by key. */
+  sticky: 'CORRAL_STICKY',
   requestLimit: 'CORRAL_REQUEST_LIMIT',
   /** For a drain the worker starts itself (a signal it received): how long the primary will wait. */
   graceMs: 'CORRAL_GRACE_MS',

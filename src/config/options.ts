@@ -6,6 +6,7 @@ import { UsageError } from '../common/errors.js';
 import { usableCpus } from '../primary/cpus.js';
 import type { RequestHandler } from '../primary/messaging.js';
 import { DEFAULTS, validateOptions, type Label, type ValidOptions, type WithDefaults } from './schema.js';
+import { toStickyKey, type StickyKey } from './sticky.js';
 
 export { STRATEGIES, LOG_FORMATS, DEFAULTS, type Strategy, type LogFormat } from './schema.js';
 
@@ -30,7 +31,7 @@ export interface AdminOptions extends AdminAddress {
 }
 
 /** Options checked and completed: paths absolute, defaults filled in. */
-export interface ResolvedOptions extends Omit<WithDefaults, 'script' | 'args' | 'name' | 'env' | 'cwd' | 'home' | 'onRequest' | 'admin' | 'adminToken' | 'minReady' | 'adminActions' | 'envFile' | 'nodeArgs' | 'handlers' | 'watch' | 'watchIgnore'> {
+export interface ResolvedOptions extends Omit<WithDefaults, 'script' | 'args' | 'name' | 'env' | 'cwd' | 'home' | 'onRequest' | 'admin' | 'adminToken' | 'minReady' | 'adminActions' | 'envFile' | 'nodeArgs' | 'handlers' | 'watch' | 'watchIgnore' | 'sticky'> {
   script: string;
   args: string[];
   name: string;
@@ -51,6 +52,8 @@ export interface ResolvedOptions extends Omit<WithDefaults, 'script' | 'args' | 
   compileCache: boolean;
   onRequest: Record<string, RequestHandler>;
   admin: AdminOptions | undefined;
+  /** --sticky: the primary owns the ports and routes connections by this key. */
+  sticky: StickyKey | undefined;
 }
 
 /**
@@ -172,6 +175,9 @@ export function resolveOptions(input: ValidOptions, label: Label = (k) => k): Re
   if (o.workers !== 'auto' && o.workers > maxWorkers) {
     throw new UsageError(`${label('workers')} ${o.workers} is more than ${maxWorkers} (${WORKERS_PER_CPU_LIMIT} per usable CPU, ${cpus} usable); use ${label('force')} to run that many anyway`);
   }
+  if (o.sticky !== undefined && o.strategy !== 'auto') {
+    throw new UsageError(`${label('sticky')} routes every TCP connection through the primary by its key, in place of ${label('strategy')} ${o.strategy}; drop ${label('strategy')}`);
+  }
   const workerCount = o.workers === 'auto' ? cpus : o.workers;
   if (workerCount + o.spares > maxWorkers) {
     throw new UsageError(`${label('spares')} ${o.spares} with ${workerCount} workers is more than ${maxWorkers} processes (${WORKERS_PER_CPU_LIMIT} per usable CPU); use fewer or ${label('force')}`);
@@ -192,6 +198,7 @@ export function resolveOptions(input: ValidOptions, label: Label = (k) => k): Re
     maxWorkers,
     onRequest: { ...(o.onRequest as Record<string, RequestHandler> | undefined) },
     admin: resolveAdmin(o, label),
+    sticky: o.sticky === undefined ? undefined : toStickyKey(o.sticky),
   };
 }
 

@@ -101,6 +101,9 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const NAME = "1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit)";
 const DURATION = 'a duration in ms (or with s/m, e.g. "10s")';
 const ADMIN = 'a port or "host:port"';
+const STICKY = 'ip, header:NAME or cookie:NAME (e.g. header:x-client-id, cookie:sid)';
+/** A header or cookie name is an RFC 9110 token. */
+const STICKY_RE = /^(ip|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|cookie:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/;
 
 const ENV_PAIR = v.pipe(v.string('KEY=VALUE'), v.regex(/^[^=]+=/, 'KEY=VALUE'));
 const ENV = 'an object of string values (or "KEY=VALUE" strings)';
@@ -268,6 +271,17 @@ export const OPTIONS = {
   },
   minReady: { schema: int('an integer (0 or more)', 0), flag: { long: 'min-ready', arg: '<n>' }, help: '/readyz is 200 only with at least n ready workers (default 1)' },
   adminActions: { schema: bool(), flag: { long: 'admin-actions' }, help: 'allow reload and scale from the admin server (POST, off by default)' },
+  sticky: {
+    schema: v.pipe(v.string(STICKY), v.regex(STICKY_RE, STICKY)),
+    flag: { long: 'sticky', arg: '<key>' },
+    help: 'sticky sessions: ip | header:NAME | cookie:NAME; the primary routes each connection by its key (replaces --strategy)',
+  },
+  adapterRelay: {
+    schema: bool(),
+    flag: { long: 'no-adapter-relay', sets: false },
+    help: 'do not relay Socket.IO cluster-adapter messages between the workers (on by default)',
+    default: true,
+  },
   control: { schema: bool(), config: false, default: true },
   onRequest: {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any handler signature; messaging.ts types the calls

@@ -5,7 +5,7 @@ import type { EndReason, TimerKind, WorkerHandle } from './worker.js';
 /** Every input of the supervisor, handled one at a time. */
 export type SupervisorEvent =
   | { type: 'start' }
-  | { type: 'worker-message'; worker: WorkerHandle; message: WorkerToPrimary }
+  | { type: 'worker-message'; worker: WorkerHandle; message: WorkerToPrimary; handle?: unknown }
   | { type: 'worker-exit'; worker: WorkerHandle; code: number | null; signal: string | null }
   | { type: 'worker-disconnect'; worker: WorkerHandle }
   | { type: 'worker-spawn-failed'; worker: WorkerHandle; error: Error }

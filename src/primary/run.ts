@@ -11,6 +11,8 @@ import { LogRing } from '../logs/ring.js';
 import { JsonSink, TeeSink, TextSink, corralRecord, type LogSink } from '../logs/sink.js';
 import { chooseStrategy, reusePortCaveat } from './balancing.js';
 import { autoWorkers, readText, usableCpus, type WorkerSizing } from './cpus.js';
+import { describeSticky } from '../config/sticky.js';
+import { StickyRouter } from './sticky/router.js';
 import { ClusterSpawner } from './spawn.js';
 import { typeScriptExecArgv } from './typescript.js';
 import type { ClusterStatus } from './status.js';
@@ -100,11 +102,13 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
   const sink = makeSink(options, ring);
   const cache = setUpCompileCache(options, sink);
   const sizing: WorkerSizing = options.workers === 'auto' ? autoWorkers() : { workers: options.workers, source: 'set explicitly' };
+  // Listens corral does not route (Unix sockets) still follow the strategy's policy.
+  const router = options.sticky ? new StickyRouter(options.sticky, sink) : undefined;
   const supervisor = new Supervisor(
     {
       name: options.name,
       script: options.script,
-      strategy: choice.balancer.name,
+      strategy: options.sticky ? `sticky ${describeSticky(options.sticky)}` : choice.balancer.name,
       workers: sizing.workers,
       sizing,
       bootTimeout: options.bootTimeout,
@@ -124,6 +128,8 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
     },
     new ClusterSpawner(options, sink, choice.balancer, { graceMs: options.grace, idleCloseMs: IDLE_CLOSE_MS }, execArgv, cache.dir),
     sink,
+    undefined,
+    router,
   );
   for (const [name, handler] of Object.entries(options.onRequest)) supervisor.onRequest(name, handler);
   const stopDeadlineMs = options.grace + KILL_TIMEOUT_MS + 5000;
@@ -146,6 +152,7 @@ export async function runCluster(options: ResolvedOptions, run: RunOptions = {})
   let watching: Watching | undefined;
   // Done once the control socket has written its last answers (a stop's verdict) and closed.
   const done = supervisor.done.then(async (code) => {
+    router?.close();
     admin?.close();
     removeSignals();
     await watching?.close();

@@ -7,13 +7,21 @@ import { envFromFiles } from '../config/env-file.js';
 import type { ResolvedOptions } from '../config/options.js';
 import { corralRecord, type LogRecord, type LogSink } from '../logs/sink.js';
 import { WorkerOutput } from '../logs/worker-output.js';
+import { AdapterRelay, isAdapterMessage, type RelayPeer } from './adapter-relay.js';
 import type { Balancer } from './balancing.js';
+import { describeSticky } from '../config/sticky.js';
 
 /** What the supervisor may do to a running worker process. */
 export interface SpawnedProcess {
   /** Undefined when the process could not be created (see SpawnEvents.spawnError). */
   readonly pid: number | undefined;
   send(message: PrimaryToWorker): void;
+  /**
+   * Send a message with a socket handle (a routed connection). `done` gets an
+   * error when it could not be sent (the channel closed): the handle is still
+   * the caller's then.
+   */
+  sendHandle(message: PrimaryToWorker, handle: object, done: (err: Error | null) => void): void;
   /** Signal the process; a process that is already gone is not an error. */
   kill(signal: NodeJS.Signals): void;
   /** Print output held back while the worker booted. */
@@ -29,7 +37,8 @@ export interface SpawnedProcess {
 
 /** How a spawned process reports back; each callback becomes a supervisor event. */
 export interface SpawnEvents {
-  message(message: WorkerToPrimary): void;
+  /** `handle`: a socket that came with the message (a sticky connection sent back). */
+  message(message: WorkerToPrimary, handle?: unknown): void;
   exit(code: number | null, signal: string | null): void;
   disconnect(): void;
   /**
@@ -128,6 +137,8 @@ export class ClusterSpawner implements Spawner {
   readonly #drain: DrainTimes;
   readonly #warnedGone = new Set<string>();
   readonly #compileCache: string | undefined;
+  /** Socket.IO cluster-adapter messages between this app's workers (see adapter-relay.ts). */
+  readonly #relay: AdapterRelay | undefined;
 
   constructor(options: ResolvedOptions, sink: LogSink, balancer: Balancer, drain: DrainTimes, extraExecArgv: string[] = [], compileCache?: string) {
     this.#options = options;
@@ -135,6 +146,7 @@ export class ClusterSpawner implements Spawner {
     this.#compileCache = compileCache;
     this.#sink = sink;
     this.#balancer = balancer;
+    this.#relay = options.adapterRelay ? new AdapterRelay() : undefined;
     // node:cluster freezes the policy at the first setupPrimary(): one strategy per process.
     cluster.schedulingPolicy = balancer.schedulingPolicy;
     this.#settings = {
@@ -186,6 +198,7 @@ export class ClusterSpawner implements Spawner {
       [ENV.idleCloseMs]: String(this.#drain.idleCloseMs),
     };
     if (this.#options.port !== undefined) env.PORT = String(this.#options.port);
+    if (this.#options.sticky) env[ENV.sticky] = describeSticky(this.#options.sticky);
     if (request.requestLimit !== undefined) env[ENV.requestLimit] = String(request.requestLimit);
     if (request.spare) env[ENV.spare] = '1';
     if (this.#compileCache) env.NODE_COMPILE_CACHE = this.#compileCache;
@@ -208,10 +221,11 @@ export class ClusterSpawner implements Spawner {
       return failedProcess(null, where.cwd, events);
     }
     const output = new WorkerOutput(this.#sink, request.slot, pid, worker.process, BOOT_HOLD_MS);
-    wireEvents(worker, output, events);
+    wireEvents(worker, output, events, this.#relay);
     return {
       pid,
       send: (message) => sendTo(worker, message),
+      sendHandle: (message, handle, done) => sendHandleTo(worker, message, handle, done),
       kill: (signal) => void signalProcess(pid, signal),
       releaseOutput: () => output.release(),
       assignSlot: (slot) => output.assignSlot(slot),
@@ -232,6 +246,7 @@ function failedProcess(err: Error | null, cwd: string | undefined, events: Spawn
   return {
     pid: undefined,
     send: () => {},
+    sendHandle: (_message, _handle, done) => done(new Error('no such process')),
     kill: () => {},
     releaseOutput: () => {},
     assignSlot: () => {},
@@ -251,15 +266,19 @@ export function explainSpawnError(err: Error, cwd: string | undefined, exists: (
   return Object.assign(new Error(`spawn ${code}${hint}`), { code });
 }
 
-function wireEvents(worker: Worker, output: WorkerOutput, events: SpawnEvents): void {
+function wireEvents(worker: Worker, output: WorkerOutput, events: SpawnEvents, relay: AdapterRelay | undefined): void {
   let disconnected = false;
+  const peer: RelayPeer = { send: (message) => worker.isConnected() && worker.send(message as object, undefined, () => {}) };
+  relay?.add(peer);
   const disconnect = (): void => {
     if (disconnected) return;
     disconnected = true;
+    relay?.remove(peer);
     events.disconnect();
   };
-  worker.on('message', (message: unknown) => {
-    if (isWorkerMessage(message)) events.message(message);
+  worker.on('message', (message: unknown, handle: unknown) => {
+    if (isWorkerMessage(message)) events.message(message, handle);
+    else if (relay && isAdapterMessage(message)) relay.forward(peer, message);
   });
   // Without a listener an IPC error (send on a closing channel) would be thrown in the primary.
   worker.on('error', () => {});
@@ -284,5 +303,14 @@ function wireEvents(worker: Worker, output: WorkerOutput, events: SpawnEvents): 
 function sendTo(worker: Worker, message: PrimaryToWorker): void {
   if (!worker.isConnected()) return;
   worker.send(message, undefined, () => {});
+}
+
+function sendHandleTo(worker: Worker, message: PrimaryToWorker, handle: object, done: (err: Error | null) => void): void {
+  if (!worker.isConnected()) return done(new Error('the worker\'s channel is closed'));
+  try {
+    worker.send(message, handle as never, {}, (err) => done(err ?? null));
+  } catch (err) {
+    done(err as Error);
+  }
 }
 

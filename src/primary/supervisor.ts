@@ -13,6 +13,7 @@ import { ListenerBus, UserErrors } from './user-errors.js';
 import { SlotTable } from './slots.js';
 import { sparePool } from './spares.js';
 import { CANARY_HEARTBEAT_SLACK_MS, Rollout } from './rollout.js';
+import type { ConnectionRouter, RouteTarget } from './routing.js';
 import type { Release, Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
 import type { WorkerSizing } from './cpus.js';
@@ -113,11 +114,18 @@ export class Supervisor {
   readonly #metricsPoll: MetricsPoll;
   readonly #queue: SupervisorEvent[] = [];
   #processing = false;
+  readonly #router: ConnectionRouter | undefined;
+  /** What the router was last told, to tell it again only on a change. */
+  #routes = '';
+  /** Draining workers keeping their WebSockets until no older worker accepts connections (see #releaseLingering). */
+  readonly #lingering = new Set<WorkerHandle>();
   readonly #started = deferred<void>();
   readonly #done = deferred<number>();
 
-  constructor(config: SupervisorConfig, spawner: Spawner, sink: LogSink, clock: Clock = systemClock) {
+  /** `router`: under --sticky, the primary's connection router, told which workers may get connections. */
+  constructor(config: SupervisorConfig, spawner: Spawner, sink: LogSink, clock: Clock = systemClock, router?: ConnectionRouter) {
     this.#config = config;
+    this.#router = router;
     this.#spawner = spawner;
     this.#sink = sink;
     this.#clock = clock;
@@ -252,6 +260,8 @@ export class Supervisor {
         this.#handle(next);
         this.#reconcile();
         this.#settle();
+        this.#releaseLingering();
+        this.#publishRoutes();
       }
     } finally {
       this.#processing = false;
@@ -263,7 +273,7 @@ export class Supervisor {
       case 'start':
         return this.#onStart();
       case 'worker-message':
-        return this.#onMessage(event.worker, event.message);
+        return this.#onMessage(event.worker, event.message, event.handle);
       case 'worker-exit':
         return this.#onExit(event.worker, event.code, event.signal);
       case 'worker-disconnect':
@@ -299,10 +309,14 @@ export class Supervisor {
     this.#log('info', `starting ${this.#desired} worker${this.#desired === 1 ? '' : 's'} of ${this.#config.script} (strategy ${this.#config.strategy})`);
   }
 
-  #onMessage(w: WorkerHandle, message: WorkerToPrimary): void {
+  #onMessage(w: WorkerHandle, message: WorkerToPrimary, handle: unknown): void {
     // An unpromoted spare's runtime holds its listens; any sign of life from it means it has booted.
     if (w.isSpare && (message.type === 'listening' || message.type === 'ready')) return this.#onSpareBooted(w);
     switch (message.type) {
+      case 'sticky-listen':
+      case 'sticky-unlisten':
+      case 'sticky-return':
+        return this.#router?.receive({ id: w.id, slot: w.slot, proc: w.proc }, message, handle);
       case 'listening':
         w.noteAddress(message.address);
         if (w.state === 'starting') this.#markReady(w);
@@ -476,6 +490,8 @@ export class Supervisor {
     if (was === 'exited') return;
     w.transition('exited', this.#clock.now());
     this.#metricsPoll.forget(w);
+    this.#router?.forget(w.id);
+    this.#lingering.delete(w);
     if ((was === 'starting' || was === 'ready' || was === 'spare') && this.#reloads.running?.target === w.generation) this.#onRefusedRelease(w, was === 'spare' ? 'ready' : was);
     else if (was === 'starting') this.#onFailedStart(w);
     else if (was === 'ready') this.#onCrash(w);
@@ -832,7 +848,7 @@ export class Supervisor {
     const proc = this.#spawner.spawn(
       { slot, workers: this.#desired, requestLimit, release, spare: slot === SPARE_SLOT },
       {
-        message: (message) => handle && this.#enqueue({ type: 'worker-message', worker: handle, message }),
+        message: (message, sent) => handle && this.#enqueue({ type: 'worker-message', worker: handle, message, handle: sent }),
         exit: (code, signal) => handle && this.#enqueue({ type: 'worker-exit', worker: handle, code, signal }),
         disconnect: () => handle && this.#enqueue({ type: 'worker-disconnect', worker: handle }),
         spawnError: (error) => handle && this.#enqueue({ type: 'worker-spawn-failed', worker: handle, error }),
@@ -857,8 +873,45 @@ export class Supervisor {
     w.transition('draining', this.#clock.now());
     w.endBecause(reason);
     if (serving && isRestart(reason)) this.#slots.countRestart(w.slot, reason);
-    w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs, graceMs: this.#config.grace, reason });
+    // Older workers still accept connections: clients closed now could reconnect to one that goes next.
+    const linger = serving && reason !== 'stop' && this.#staleAccepting();
+    if (linger) this.#lingering.add(w);
+    w.proc.send({ corral: 1, type: 'drain', idleCloseMs: this.#config.idleCloseMs, graceMs: this.#config.grace, reason, linger });
     this.#arm(w, 'grace', this.#config.grace);
+  }
+
+  /**
+   * Once no stale worker accepts connections (every old one is draining),
+   * lingering workers close their WebSockets: clients reconnect, and only
+   * current workers accept them.
+   */
+  #releaseLingering(): void {
+    if (this.#lingering.size === 0 || this.#staleAccepting()) return;
+    for (const w of this.#lingering) w.proc.send({ corral: 1, type: 'release' });
+    this.#lingering.clear();
+  }
+
+  /** A ready worker that is to be replaced (an older generation's, or one marked for recycling) still accepts connections. */
+  #staleAccepting(): boolean {
+    return this.#liveWorkers().some((w) => w.state === 'ready' && this.#isStale(w));
+  }
+
+  /**
+   * The router's view: ready workers; new clients go to those of the
+   * generation being served (during a canary's window, old ones and the
+   * canary alike, so the canary serves beside them).
+   */
+  #publishRoutes(): void {
+    if (!this.#router) return;
+    const rollout = this.#reloads.running;
+    const canaryWindow = rollout !== null && !rollout.verified;
+    const targets: RouteTarget[] = this.#liveWorkers()
+      .filter((w) => w.state === 'ready')
+      .map((w) => ({ id: w.id, slot: w.slot, preferred: !this.#isStale(w) || (canaryWindow && w.replaceReason === undefined), proc: w.proc }));
+    const routes = targets.map((t) => `${t.id}${t.preferred ? '+' : ''}`).join(',');
+    if (routes === this.#routes) return;
+    this.#routes = routes;
+    this.#router.update(targets);
   }
 
   #finishStop(): void {

@@ -14,16 +14,19 @@ import { WorkerBridge } from './bridge.js';
 import { collectAppMetrics } from './metrics.js';
 import { withReusePort } from './listen-args.js';
 import { ListenGate } from './listen-gate.js';
+import { StickyListeners } from './sticky.js';
 import { ServerTracker } from './tracker.js';
 
 /** How often a worker reports; --watchdog should span several of these. */
 const HEARTBEAT_MS = 1000;
 
-function send(message: WorkerToPrimary): void {
+/** `handle`: a socket travelling with the message (a sticky connection going back). */
+function send(message: WorkerToPrimary, handle?: unknown): void {
   if (!process.connected || !process.send) return;
   // The channel may close under us when the primary dies; the worker exits then anyway.
   try {
-    process.send(message);
+    if (handle === undefined) process.send(message);
+    else process.send(message, handle as net.Socket, {}, () => {});
   } catch {
     /* channel closed */
   }
@@ -94,20 +97,54 @@ function startHeartbeat(tracker: ServerTracker, intervalMs: number): () => void 
 class Drainer {
   #startedAt: number | undefined;
   #graceMs = 0;
+  /** Set while the worker keeps its WebSockets open until the primary's `release`. */
+  #release: (() => void) | null = null;
+  #released = false;
 
   constructor(
     private readonly tracker: ServerTracker,
     private readonly bridge: WorkerBridge,
   ) {}
 
-  start(reason: string, idleCloseMs: number, graceMs: number): boolean {
+  start(reason: string, idleCloseMs: number, graceMs: number, linger = false): boolean {
     if (this.#startedAt !== undefined) return false;
     this.#startedAt = Date.now();
     this.#graceMs = graceMs;
-    // Hooks run once in-flight requests are done, so a hook may close the pools they used
-    // and say goodbye on its WebSockets and raw connections.
-    this.tracker.drain(idleCloseMs, () => void this.bridge.runHooks(reason).then(() => this.tracker.finish(() => process.exit(0))));
+    this.tracker.drain(idleCloseMs, () => (linger ? this.#linger(() => this.#finish(reason)) : this.#finish(reason)));
     return true;
+  }
+
+  /** The primary says no worker of an older generation accepts connections any more. */
+  release(): void {
+    this.#released = true;
+    this.#release?.();
+  }
+
+  /**
+   * During a rolling reload the old workers that are not replaced yet still
+   * accept connections. WebSocket clients closed now would reconnect at once,
+   * some to such a worker, and be dropped a second time moments later. So the
+   * WebSockets stay open (and served) until the primary says every old worker
+   * has stopped accepting, and no longer than half the grace.
+   */
+  #linger(then: () => void): void {
+    if (this.#released || this.tracker.upgradedCount() === 0) return then();
+    const go = (): void => {
+      if (this.#release === null) return;
+      this.#release = null;
+      clearTimeout(timer);
+      then();
+    };
+    this.#release = go;
+    const timer = setTimeout(go, Math.max(0, (this.#startedAt ?? 0) + this.#graceMs / 2 - Date.now()));
+  }
+
+  /**
+   * Hooks run once in-flight requests are done, so a hook may close the pools
+   * they used and say goodbye on its WebSockets and raw connections.
+   */
+  #finish(reason: string): void {
+    void this.bridge.runHooks(reason).then(() => this.tracker.finish(() => process.exit(0)));
   }
 
   /**
@@ -146,6 +183,10 @@ function main(): void {
   const tracker = new ServerTracker(Number(process.env[ENV.requestLimit]) || Infinity, () => setImmediate(() => beatNow()));
   const gate = new ListenGate(process.env[ENV.spare] !== '1', () => send({ corral: 1, type: 'held' }));
   installListenHook(tracker, gate, process.env[ENV.strategy] === 'reuseport');
+  // listen() on a TCP port reaches node:cluster's _getServer once the gate lets it through; under --sticky that asks
+  // corral's primary, so a held spare registers nowhere and gets no connection until it is promoted.
+  const sticky = process.env[ENV.sticky] ? new StickyListeners(send) : undefined;
+  sticky?.install();
   beatNow = startHeartbeat(tracker, HEARTBEAT_MS);
 
   const bridge = new WorkerBridge(send, () => {
@@ -154,12 +195,18 @@ function main(): void {
   WorkerBridge.install(bridge);
   const drainer = new Drainer(tracker, bridge);
   handleTerminationSignals(drainer);
-  process.on('message', (message: unknown) => {
+  process.on('message', (message: unknown, handle: unknown) => {
     if (!isPrimaryMessage(message)) return;
     switch (message.type) {
       case 'drain':
-        drainer.start(message.reason, message.idleCloseMs, message.graceMs);
+        drainer.start(message.reason, message.idleCloseMs, message.graceMs, message.linger);
         return;
+      case 'release':
+        return drainer.release();
+      case 'sticky-listening':
+        return sticky?.settle(message);
+      case 'sticky-connection':
+        return sticky?.receive(message, handle);
       case 'reply':
         return bridge.settle(message.id, message.ok, message.ok ? message.result : message.error);
       case 'message':

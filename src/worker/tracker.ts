@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
+import { WebSocketGoodbye, isWebSocketUpgrade } from './websocket.js';
 
 /**
  * Who decides when a connection ends: corral for HTTP/1 and HTTP/2 (it
@@ -15,6 +16,10 @@ interface Connection {
   owner: Owner;
   /** Requests (HTTP/1) or streams (HTTP/2) on this connection not finished yet. */
   active: number;
+  /** Of those, Engine.IO long-polls: held by design until the server has something to say. */
+  longPolls: number;
+  /** An upgraded connection that speaks WebSocket: how corral closes it cleanly. */
+  ws?: WebSocketGoodbye;
   idleSince: number;
   pending: Set<ServerResponse>;
   session?: Http2Session;
@@ -79,9 +84,11 @@ export class ServerTracker {
     }
     if (!isHttp1) return;
     // Any 'upgrade' listener makes http.Server stop serving upgrade requests as plain ones: join only if the app has one.
-    this.#joinWhenAppListens(server, 'upgrade', (req: IncomingMessage) => {
+    this.#joinWhenAppListens(server, 'upgrade', (req: IncomingMessage, socket: net.Socket) => {
       const conn = recordOf(req.socket);
-      if (conn) conn.owner = 'upgraded';
+      if (!conn) return;
+      conn.owner = 'upgraded';
+      if (isWebSocketUpgrade(req)) conn.ws = new WebSocketGoodbye(socket);
     });
     // Runs before the app's handler so the keep-alive decision is made first.
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
@@ -107,10 +114,20 @@ export class ServerTracker {
     return this.#requests;
   }
 
+  /** Upgraded (WebSocket) connections open now: clients that a close would send reconnecting. */
+  upgradedCount(): number {
+    let n = 0;
+    for (const conn of this.#connections.values()) if (conn.owner === 'upgraded') n += 1;
+    return n;
+  }
+
   /**
    * Stop accepting, let HTTP requests and HTTP/2 streams in flight finish,
    * then call `done` once only app-owned connections are left (the app's
-   * shutdown hooks run next). The primary's grace timer bounds all of it.
+   * shutdown hooks run next). An Engine.IO long-poll is not waited for: it
+   * is answered only when the server has something to send (at the latest
+   * its 25 s ping), so it would hold every drain to the grace. The primary's
+   * grace timer bounds all of it.
    */
   drain(idleCloseMs: number, done: () => void): void {
     if (this.#draining) return;
@@ -123,7 +140,7 @@ export class ServerTracker {
     }
     const sweep = (): void => {
       this.#closeIdle();
-      if ([...this.#connections.values()].every((c) => c.owner !== 'http' && c.owner !== 'h2')) {
+      if ([...this.#connections.values()].every((c) => !holdsDrain(c))) {
         clearInterval(timer);
         done();
       }
@@ -133,12 +150,14 @@ export class ServerTracker {
   }
 
   /**
-   * After the shutdown hooks: upgraded connections the app left open are
-   * closed; raw TCP connections are waited for (corral cannot tell whether
-   * one is mid-message), then `done`.
+   * After the shutdown hooks: WebSockets the app left open get a Close frame
+   * with 1001 "going away" and end once the client answered; other upgraded
+   * connections, idle keep-alive connections and held long-polls are closed
+   * (the client reconnects); raw TCP connections are waited for (corral
+   * cannot tell whether one is mid-message), then `done`.
    */
   finish(done: () => void): void {
-    for (const [socket, conn] of this.#connections) if (conn.owner === 'upgraded') socket.destroy();
+    for (const [socket, conn] of this.#connections) sayGoodbye(socket, conn);
     const check = (): void => {
       if (this.#connections.size > 0) return;
       clearInterval(timer);
@@ -149,7 +168,7 @@ export class ServerTracker {
   }
 
   #track(socket: net.Socket, owner: Owner): void {
-    const conn: Connection = { owner, active: 0, idleSince: Date.now(), pending: new Set() };
+    const conn: Connection = { owner, active: 0, longPolls: 0, idleSince: Date.now(), pending: new Set() };
     (socket as Tagged)[RECORD] = conn;
     this.#connections.set(socket, conn);
     socket.once('close', () => this.#connections.delete(socket));
@@ -162,10 +181,13 @@ export class ServerTracker {
     const conn = recordOf(req.socket);
     if (this.#draining) refuseKeepAlive(res);
     if (!conn) return;
+    const longPoll = isLongPoll(req);
     conn.active += 1;
+    if (longPoll) conn.longPolls += 1;
     conn.pending.add(res);
     res.once('close', () => {
       conn.active -= 1;
+      if (longPoll) conn.longPolls -= 1;
       conn.pending.delete(res);
       conn.idleSince = Date.now();
     });
@@ -213,6 +235,34 @@ export class ServerTracker {
       if (conn.owner === 'h2' && conn.session && now - (conn.noticeAt ?? now) >= this.#idleCloseMs && !conn.session.closed) conn.session.close();
     }
   }
+}
+
+/** An HTTP/1 or HTTP/2 connection whose requests the drain waits for (long-polls aside). */
+function holdsDrain(conn: Connection): boolean {
+  if (conn.owner === 'h2') return true;
+  return conn.owner === 'http' && !(conn.active > 0 && conn.active === conn.longPolls);
+}
+
+/**
+ * Engine.IO's (Socket.IO's) polling transport: a GET carrying the session id
+ * that the server holds open until it has packets to send. Recognised by the
+ * protocol's query (EIO=, transport=polling, sid=), whatever path the app
+ * mounts it on.
+ */
+export function isLongPoll(req: IncomingMessage): boolean {
+  const url = req.url;
+  return req.method === 'GET' && url !== undefined && url.includes('transport=polling') && /[?&]sid=/.test(url) && /[?&]EIO=\d/.test(url);
+}
+
+function sayGoodbye(socket: net.Socket, conn: Connection): void {
+  if (conn.owner === 'raw' || conn.owner === 'h2') return;
+  if (conn.owner === 'http' && conn.active > conn.longPolls) return;
+  const ws = conn.ws;
+  if (!ws || !ws.frames.isWebSocket) {
+    socket.destroy();
+    return;
+  }
+  ws.goAway('server going away');
 }
 
 /**
