@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 export function wsFleet(port, count, { echoEveryMs = 0, reconnectMs = 10 } = {}) {
   const clients = Array.from({ length: count }, (_, i) => ({ i, sessions: [], refused: 0 }));
   let running = true;
+  const pending = new Set();
   const connect = (c) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
     const session = { pid: null, code: null, reason: '', sent: 0, echoed: 0 };
@@ -35,7 +36,12 @@ export function wsFleet(port, count, { echoEveryMs = 0, reconnectMs = 10 } = {})
       if (session.pid === null) c.refused += 1;
       session.code = code;
       session.reason = reason.toString();
-      if (running) setTimeout(() => connect(c), reconnectMs);
+      if (!running) return;
+      const timer = setTimeout(() => {
+        pending.delete(timer);
+        connect(c);
+      }, reconnectMs);
+      pending.add(timer);
     });
   };
   for (const c of clients) connect(c);
@@ -54,11 +60,40 @@ export function wsFleet(port, count, { echoEveryMs = 0, reconnectMs = 10 } = {})
     },
     async stop() {
       running = false;
+      for (const timer of pending) clearTimeout(timer);
       await Promise.all(clients.map((c) => new Promise((resolve) => {
         if (!c.ws || c.ws.readyState === WebSocket.CLOSED) return resolve();
         c.ws.once('close', resolve);
         c.ws.terminate();
       })));
+    },
+  };
+}
+
+/**
+ * Socket.IO clients, one `x-client` header each (the sticky key the tests
+ * route by). Every error and disconnect is recorded; `hello` resolves with
+ * the pid of the worker that took the client.
+ */
+export async function sioClients(port, count, { transports = ['polling', 'websocket'], upgrade = true, reconnection = false, key = (i) => `client-${i}` } = {}) {
+  const { io } = await import('socket.io-client');
+  const errors = [];
+  const clients = Array.from({ length: count }, (_, i) => {
+    const socket = io(`http://127.0.0.1:${port}`, { transports, upgrade, extraHeaders: { 'x-client': key(i) }, forceNew: true, reconnection, reconnectionDelay: 100, reconnectionDelayMax: 500 });
+    socket.news = [];
+    socket.pids = [];
+    socket.disconnects = [];
+    socket.on('connect_error', (err) => errors.push(`client ${i}: connect_error ${err.message}`));
+    socket.on('disconnect', (reason) => socket.disconnects.push(reason));
+    socket.on('news', (m) => socket.news.push(m));
+    socket.on('hello', (m) => socket.pids.push(m.pid));
+    return socket;
+  });
+  return {
+    clients,
+    errors,
+    close() {
+      for (const s of clients) s.close();
     },
   };
 }

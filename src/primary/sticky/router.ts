@@ -186,7 +186,9 @@ export class StickyRouter implements ConnectionRouter {
     if (!to) return raw.close();
     const message = { corral: 1, type: 'sticky-connection', key: listener.key, client, data: data.toString('base64'), hops } as const;
     to.proc.sendHandle(message, raw, (err) => {
-      if (!err) return;
+      // Sent: the worker's copy of the socket is in flight (the kernel holds it), ours must go, or the
+      // connection would outlive the worker (node closes sent native handles only for its own round-robin).
+      if (!err) return raw.close();
       if (hops + 1 >= MAX_HOPS) return raw.close();
       this.#send(listener, raw, data, client, hops + 1, to.id);
     });
