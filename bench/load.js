@@ -1,12 +1,14 @@
 // A small HTTP/1.1 load generator on raw sockets (cheaper per request than
 // node:http, so more of the machine is left to the servers under test).
-// Usage: node bench/load.js <port> <path> <connections> <durationMs> <keepalive|close>
+// Usage: node bench/load.js <port> <path> <connections> <durationMs> <keepalive|close> [header]
+// `header` (e.g. "X-Client: c{i}") is sent with every request; {i} is the
+// connection loop's number, so each loop is one client to a sticky router.
 // Prints one JSON line: { requests, errors, non2xx, p50, p99, durationMs }.
 import net from 'node:net';
 
-const [port, urlPath, conns, durationMs, mode] = process.argv.slice(2);
+const [port, urlPath, conns, durationMs, mode, header] = process.argv.slice(2);
 const keepAlive = mode === 'keepalive';
-const request = Buffer.from(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`);
+const requestFor = (i) => Buffer.from(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\n${header ? `${header.replaceAll('{i}', String(i))}\r\n` : ''}Connection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`);
 const latencies = new Float64Array(4_000_000);
 let count = 0;
 let errors = 0;
@@ -23,12 +25,12 @@ function consume(buf, onResponse) {
     const m = /content-length:\s*(\d+)/i.exec(head);
     const len = m ? Number(m[1]) : 0;
     if (buf.length < headEnd + 4 + len) return buf;
-    onResponse(head.startsWith('HTTP/1.1 2'));
+    onResponse(head.startsWith('HTTP/1.1 2'), /\r\nconnection:\s*close/i.test(head));
     buf = buf.subarray(headEnd + 4 + len);
   }
 }
 
-function connection() {
+function connection(request) {
   return new Promise((resolve) => {
     let sent = 0;
     let buf = Buffer.alloc(0);
@@ -39,11 +41,12 @@ function connection() {
     };
     sock.on('connect', send);
     sock.on('data', (d) => {
-      buf = consume(buf.length ? Buffer.concat([buf, d]) : d, (ok) => {
+      buf = consume(buf.length ? Buffer.concat([buf, d]) : d, (ok, serverCloses) => {
         if (count < latencies.length) latencies[count] = performance.now() - sent;
         count += 1;
         if (!ok) non2xx += 1;
-        if (keepAlive && performance.now() < deadline) send();
+        // A server that answers "Connection: close" gets a new connection for the next request.
+        if (keepAlive && !serverCloses && performance.now() < deadline) send();
         else sock.end();
       });
     });
@@ -54,9 +57,10 @@ function connection() {
   });
 }
 
-async function loop() {
-  do await connection();
-  while (!keepAlive && performance.now() < deadline);
+async function loop(_, i) {
+  const request = requestFor(i);
+  do await connection(request);
+  while (performance.now() < deadline);
 }
 
 await Promise.all(Array.from({ length: Number(conns) }, loop));

@@ -15,6 +15,7 @@ import { failoverSection } from './failover.js';
 import { usableCpus } from '../dist/index.js';
 import { reusePortSupport } from '../dist/primary/balancing.js';
 import { scrapeSection } from './scrape.js';
+import { stickySection } from './sticky.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -31,8 +32,9 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     configs: { type: 'string' },
     quick: { type: 'boolean' },
-    // throughput: the strategy tables and corral's own timings; scrape: what /metrics costs.
-    sections: { type: 'string', default: 'throughput,scrape,failover' },
+    // throughput: the strategy tables and corral's own timings; scrape: what /metrics costs;
+    // sticky: what --sticky's routing in the primary costs, beside @socket.io/sticky's.
+    sections: { type: 'string', default: 'throughput,scrape,failover,sticky' },
     'scrape-workers': { type: 'string', default: '16' },
     'scrape-interval': { type: 'string', default: '1000' },
     'scrape-window': { type: 'string', default: '15000' },
@@ -121,7 +123,7 @@ process.on('SIGINT', () => process.exit(130));
 
 async function launch(config) {
   const port = await freePort();
-  const countFile = path.join(HOME, `${config.name}.counts`);
+  const countFile = path.join(HOME, `${config.name.replace(/[^\w.-]+/g, "-")}.counts`);
   const env = { ...process.env, PORT: String(port), BENCH_COUNT_FILE: countFile, BENCH_WORKERS: String(WORKERS), ...config.env };
   const child = spawn(process.execPath, config.args(port), { env, stdio: 'ignore' });
   running.push(child);
@@ -153,9 +155,10 @@ async function counts(inst) {
   return new Map(lines.map((l) => l.split(' ').map(Number)));
 }
 
-function runLoad(port, urlPath, mode) {
+function runLoad(port, urlPath, mode, header) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bench/load.js'), String(port), urlPath, String(CONNS), String(DURATION), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = [path.join(ROOT, 'bench/load.js'), String(port), urlPath, String(CONNS), String(DURATION), mode, ...(header ? [header] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator exited ${code}`))));
@@ -166,7 +169,7 @@ async function measure(inst, urlPath, mode) {
   const pids = [inst.child.pid, ...descendants(inst.child.pid)];
   const before = await counts(inst);
   const cpu0 = cpuTicks(pids);
-  const load = await runLoad(inst.port, urlPath, mode);
+  const load = await runLoad(inst.port, urlPath, mode, inst.loadHeader);
   const cpu1 = cpuTicks(pids);
   const after = await counts(inst);
   const shares = [...after].map(([pid, n]) => n - (before.get(pid) ?? 0)).filter((n) => n > 0);
@@ -270,6 +273,9 @@ async function main() {
   if (SECTIONS.has('failover')) {
     const ctx = { ROOT, CLI, HOME, running, freePort, median, table, compileCacheSupported: typeof (await import('node:module')).default.enableCompileCache === 'function' };
     out.failover = await failoverSection(ctx, { rounds: Math.max(ROUNDS, 5) });
+  }
+  if (SECTIONS.has('sticky')) {
+    out.sticky = await stickySection({ ROOT, CLI, SERVER, HOME, WORKERS, launch, measure, median, sleep, descendants, fmt, table }, { rounds: ROUNDS });
   }
   if (SECTIONS.has('scrape')) {
     const ctx = { ROOT, CLI, HOME, TICKS, running, freePort, descendants, cpuTicks, sleep, median };

@@ -25,6 +25,10 @@ process.on('SIGUSR2', () => {
   if (process.env.BENCH_COUNT_FILE) fs.appendFileSync(process.env.BENCH_COUNT_FILE, `${process.pid} ${served}\n`);
 });
 
-server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on ${server.address().port}`);
-});
+// Under a hand-written primary that feeds connections in (bench/sio-sticky-seed.cjs), the app does not listen.
+if (!process.env.BENCH_NO_LISTEN) {
+  server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
+    console.log(`listening on ${server.address().port}`);
+  });
+}
+module.exports = server;
