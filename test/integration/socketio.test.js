@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, runCli, startCorral, waitFor } from '../helpers.js';
+import { FIXTURES, ROOT, runCli, startCorral, waitFor } from '../helpers.js';
 import { sioClients } from '../realtime-helpers.js';
 
 const APP = path.join(FIXTURES, 'socketio-app.cjs');
@@ -100,4 +100,30 @@ test('Socket.IO with 8 long-polling clients: a reload finishes well within the g
   for (const s of fleet.clients) assert.ok(!before.includes(s.pids[s.pids.length - 1]));
   // Round trips work again on the new workers.
   await Promise.all(fleet.clients.map(async (s) => assert.equal((await s.timeout(5000).emitWithAck('echo', 1)).n, 1)));
+});
+
+test('examples/socket.io: a chat message from a client of one worker reaches the clients of both', async (t) => {
+  const c = startCorral(t, [path.join(ROOT, 'examples/socket.io/server.js'), '-w', '2', '--sticky', 'header:x-client', '--name', 'siochat']);
+  const port = await c.ready(2);
+  const { io } = await import('socket.io-client');
+  const clients = ['client-0', 'client-1', 'client-2', 'client-3'].map((key) => {
+    const s = io(`http://127.0.0.1:${port}`, { extraHeaders: { 'x-client': key }, forceNew: true, reconnection: false });
+    s.chat = [];
+    s.on('chat', (m) => s.chat.push(m));
+    s.welcome = new Promise((r) => s.once('welcome', r));
+    return s;
+  });
+  t.after(() => clients.forEach((s) => s.close()));
+  const workers = new Set((await Promise.all(clients.map((s) => s.welcome))).map((w) => w.worker));
+  assert.equal(workers.size, 2, 'the clients are on both workers');
+  await clients[0].timeout(5000).emitWithAck('chat', 'hello all');
+  await waitFor(() => clients.every((s) => s.chat.length === 1 && s.chat[0].text === 'hello all'), 5000, 'the message on every client');
+  const page = await new Promise((resolve, reject) => {
+    import('node:http').then(({ default: http }) => http.get({ host: '127.0.0.1', port, path: '/', headers: { 'x-client': 'browser' } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject));
+  });
+  assert.match(page, /socket\.io\/socket\.io\.js/);
 });

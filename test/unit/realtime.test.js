@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
+import { resolveOptions } from '../../dist/config/options.js';
+import { parseConfig } from '../../dist/config/schema.js';
 import { parseSticky } from '../../dist/config/sticky.js';
 import { AdapterRelay, isAdapterMessage } from '../../dist/primary/adapter-relay.js';
 import { clientIp, headEnd, keyFromHead, looksLikeHttp1 } from '../../dist/primary/sticky/key.js';
@@ -149,6 +151,17 @@ test('parseSticky: ip, header:NAME (lower-cased), cookie:NAME; anything else nam
   assert.deepEqual(parseSticky('--sticky', 'cookie:SID'), { by: 'cookie', name: 'SID' });
   assert.throws(() => parseSticky('--sticky', 'header:a b'), /needs a header name/);
   assert.throws(() => parseSticky('sticky', 3), /sticky must be ip, header:NAME or cookie:NAME, got 3/);
+});
+
+test('config file and library: sticky and adapterRelay are options like the others', () => {
+  const [app] = parseConfig({ apps: [{ script: 'a.js', sticky: 'cookie:sid', adapterRelay: false }] }, 'c.json');
+  assert.deepEqual([app.sticky, app.adapterRelay], ['cookie:sid', false]);
+  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', sticky: 'session' }] }, 'c.json'), /apps\[0\]\.sticky: expected "ip", "header:NAME" or "cookie:NAME", got "session"/);
+  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', adapterRelay: 'no' }] }, 'c.json'), /apps\[0\]\.adapterRelay: expected true or false/);
+  const script = new URL(import.meta.url).pathname;
+  const resolved = resolveOptions({ script, sticky: 'header:X-Client' });
+  assert.deepEqual([resolved.sticky, resolved.adapterRelay], [{ by: 'header', name: 'x-client' }, true]);
+  assert.throws(() => resolveOptions({ script, sticky: 'ip', strategy: 'reuseport' }), /sticky routes every TCP connection through the primary by its key, in place of strategy reuseport; drop strategy/);
 });
 
 test('rendezvous: a slot that goes away moves only its own keys; the keys spread evenly', () => {
