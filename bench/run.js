@@ -256,6 +256,12 @@ async function statusLatencyMs(socket) {
 
 // ---- main --------------------------------------------------------------------
 
+/** The medians of one configuration's samples of one workload, and its errors in total. */
+function summarize(list) {
+  const med = (field) => median(list.map((x) => x[field]));
+  return { rps: med('rps'), p50ms: med('p50'), p99ms: med('p99'), cpuPerReqUs: med('cpuPerReqUs'), spread: med('spread'), errors: list.reduce((n, x) => n + x.errors, 0) };
+}
+
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 function table(header, rows) {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -275,7 +281,7 @@ async function main() {
     out.failover = await failoverSection(ctx, { rounds: Math.max(ROUNDS, 5) });
   }
   if (SECTIONS.has('sticky')) {
-    out.sticky = await stickySection({ ROOT, CLI, SERVER, HOME, WORKERS, launch, measure, median, sleep, descendants, fmt, table }, { rounds: ROUNDS });
+    out.sticky = await stickySection({ ROOT, CLI, SERVER, HOME, WORKERS, launch, measure, summarize, descendants, fmt, table }, { rounds: ROUNDS });
   }
   if (SECTIONS.has('scrape')) {
     const ctx = { ROOT, CLI, HOME, TICKS, running, freePort, descendants, cpuTicks, sleep, median };
@@ -322,12 +328,7 @@ async function throughput() {
           workload: wl.name,
           connection: mode === 'keepalive' ? 'keep-alive' : 'new per request',
           config: inst.name,
-          rps: med(inst.name, 'rps'),
-          p50ms: med(inst.name, 'p50'),
-          p99ms: med(inst.name, 'p99'),
-          cpuPerReqUs: med(inst.name, 'cpuPerReqUs'),
-          spread: med(inst.name, 'spread'),
-          errors: samples.get(`${wl.name}|${mode}|${inst.name}`).reduce((s, x) => s + x.errors, 0),
+          ...summarize(samples.get(`${wl.name}|${mode}|${inst.name}`)),
         };
         r.rpsVsBare = r.rps / bare.rps;
         r.rpsVsCluster = r.rps / clus.rps;

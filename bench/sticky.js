@@ -49,22 +49,12 @@ export async function stickySection(ctx, { rounds }) {
   process.stderr.write('\n');
   const results = [];
   for (const wl of WORKLOADS) {
-    const med = (name, field) => ctx.median(samples.get(`${wl.name}|${name}`).map((s) => s[field]));
-    const base = { rps: med('corral os (default)', 'rps'), cpu: med('corral os (default)', 'cpuPerReqUs') };
+    const base = ctx.summarize(samples.get(`${wl.name}|corral os (default)`));
     const rows = [];
     for (const inst of instances) {
-      const r = {
-        workload: wl.name,
-        config: inst.name,
-        rps: med(inst.name, 'rps'),
-        p50ms: med(inst.name, 'p50'),
-        p99ms: med(inst.name, 'p99'),
-        cpuPerReqUs: med(inst.name, 'cpuPerReqUs'),
-        spread: med(inst.name, 'spread'),
-        errors: samples.get(`${wl.name}|${inst.name}`).reduce((n, s) => n + s.errors, 0),
-      };
+      const r = { workload: wl.name, config: inst.name, ...ctx.summarize(samples.get(`${wl.name}|${inst.name}`)) };
       r.rpsVsDefault = r.rps / base.rps;
-      r.cpuVsDefault = r.cpuPerReqUs / base.cpu;
+      r.cpuVsDefault = r.cpuPerReqUs / base.cpuPerReqUs;
       results.push(r);
       rows.push([r.config, ctx.fmt(r.rps), ctx.fmt(r.rpsVsDefault, 2), ctx.fmt(r.p50ms, 2), ctx.fmt(r.p99ms, 2), ctx.fmt(r.cpuPerReqUs, 1), ctx.fmt(r.cpuVsDefault, 2), ctx.fmt(r.spread, 2), r.errors]);
     }

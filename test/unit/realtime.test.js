@@ -1,7 +1,7 @@
 // Pure pieces of the real-time support: WebSocket frame boundaries and the
 // Close frame, the sticky key of a request head, rendezvous hashing and the
-// affinity table, the Socket.IO adapter relay, and the supervisor's side
-// (lingering drains, the router's view) with a fake spawner.
+// affinity table, the Socket.IO adapter relay. (The supervisor's side,
+// lingering drains and the router's view, is in supervisor.test.js.)
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
@@ -11,10 +11,9 @@ import { parseSticky } from '../../dist/config/sticky.js';
 import { AdapterRelay, isAdapterMessage } from '../../dist/primary/adapter-relay.js';
 import { clientIp, headEnd, keyFromHead, looksLikeHttp1 } from '../../dist/primary/sticky/key.js';
 import { Affinity, hashKey, rendezvous } from '../../dist/primary/sticky/pick.js';
-import { Supervisor } from '../../dist/primary/supervisor.js';
 import { isLongPoll } from '../../dist/worker/tracker.js';
 import { OutgoingFrames, WebSocketGoodbye, closeFrame } from '../../dist/worker/websocket.js';
-import { FakeClock, FakeSpawner, MemorySink, config, tick } from './fakes.js';
+import { tick } from './fakes.js';
 
 const HEAD_101 = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n';
 
@@ -205,66 +204,4 @@ test('AdapterRelay: a message goes to every other worker; a response only to the
   assert.deepEqual(peers.map((p) => p.got.length), [1, 2, 1]);
   assert.equal(isAdapterMessage({ source: '_sio_adapter' }), true);
   assert.equal(isAdapterMessage({ corral: 1, type: 'heartbeat' }), false);
-});
-
-// ---- the supervisor's side ------------------------------------------------
-
-function setup(over) {
-  const clock = new FakeClock();
-  const spawner = new FakeSpawner();
-  const views = [];
-  const router = { update: (t) => views.push(t.map((x) => `${x.slot}${x.preferred ? '+' : ''}`).join(' ')), receive() {}, forget() {}, close() {} };
-  const sup = new Supervisor(config(over), spawner, new MemorySink(), clock, router);
-  return { clock, spawner, sup, views };
-}
-
-async function started(over) {
-  const s = setup(over);
-  const p = s.sup.start();
-  for (const proc of [...s.spawner.procs]) proc.ready();
-  await p;
-  return s;
-}
-
-const drainOf = (proc) => proc.sent.find((m) => m.type === 'drain');
-const released = (proc) => proc.sent.some((m) => m.type === 'release');
-
-test('a rolling reload: drained old workers linger while an older worker still accepts, and are released when the last one drains', async () => {
-  const { spawner, sup } = await started({ workers: 3 });
-  const [old0, old1, old2] = spawner.procs;
-  const reload = sup.reload();
-  spawner.last.ready(); // new 0
-  assert.equal(drainOf(old0).linger, true, 'old 1 and 2 still accept');
-  spawner.last.ready(); // new 1
-  assert.equal(drainOf(old1).linger, true, 'old 2 still accepts');
-  assert.equal(released(old0), false);
-  spawner.last.ready(); // new 2
-  assert.equal(drainOf(old2).linger, false, 'no older worker accepts any more');
-  assert.equal(released(old0), true);
-  assert.equal(released(old1), true);
-  await reload;
-});
-
-test('stop, scale-down and recycling never linger', async () => {
-  const { spawner, sup } = await started({ workers: 2 });
-  const [w0, w1] = spawner.procs;
-  await Promise.race([sup.scale(1), tick()]);
-  assert.equal(drainOf(w1).linger, false);
-  void sup.stop();
-  assert.equal(drainOf(w0).linger, false);
-});
-
-test('the router sees ready workers; during a canary\'s window old and new are preferred alike, after it only the new generation', async () => {
-  const { spawner, sup, clock, views } = await started({ workers: 2, reloadVerify: 1000 });
-  assert.equal(views.at(-1), '0+ 1+');
-  const reload = sup.reload();
-  spawner.last.ready(); // the canary
-  assert.equal(views.at(-1), '0+ 1+ 0+');
-  clock.advance(10);
-  spawner.last.heartbeat();
-  clock.advance(1000);
-  assert.equal(views.at(-1), '1 0+', 'old 0 drains, old 1 keeps its clients but gets no new ones');
-  spawner.last.ready();
-  assert.equal(views.at(-1), '0+ 1+');
-  await reload;
 });

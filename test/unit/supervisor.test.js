@@ -3,12 +3,15 @@ import { test } from 'node:test';
 import { Supervisor } from '../../dist/primary/supervisor.js';
 import { FakeClock, FakeSpawner, MemorySink, config, tick } from './fakes.js';
 
+/** `views`: what a connection router was told, one line per update ("0+ 1": slot, + when preferred). */
 function setup(over) {
   const clock = new FakeClock();
   const spawner = new FakeSpawner();
   const sink = new MemorySink();
-  const sup = new Supervisor(config(over), spawner, sink, clock);
-  return { clock, spawner, sink, sup };
+  const views = [];
+  const router = { update: (t) => views.push(t.map((x) => `${x.slot}${x.preferred ? '+' : ''}`).join(' ')), receive() {}, forget() {}, close() {} };
+  const sup = new Supervisor(config(over), spawner, sink, clock, router);
+  return { clock, spawner, sink, sup, views };
 }
 
 async function started(over) {
@@ -661,4 +664,48 @@ test('a crash-looping slot shows its crash output once, then counts the repeats'
   assert.match(sink.text, /exited with code 1 \(same error as the previous crash of slot 0; output not shown again\)/);
   assert.match(sink.text, /exited with code 1 \(same error as the previous 3 crashes of slot 0; output not shown again\)/);
   assert.equal(sup.status().workers[0].restarts, 4);
+
+// ---- real-time: lingering drains and the router's view ---------------------
+
+const drainOf = (proc) => proc.sent.find((m) => m.type === 'drain');
+const released = (proc) => proc.sent.some((m) => m.type === 'release');
+
+test('a rolling reload: drained old workers linger while an older worker still accepts, and are released when the last one drains', async () => {
+  const { spawner, sup } = await started({ workers: 3 });
+  const [old0, old1, old2] = spawner.procs;
+  const reload = sup.reload();
+  spawner.last.ready(); // new 0
+  assert.equal(drainOf(old0).linger, true, 'old 1 and 2 still accept');
+  spawner.last.ready(); // new 1
+  assert.equal(drainOf(old1).linger, true, 'old 2 still accepts');
+  assert.equal(released(old0), false);
+  spawner.last.ready(); // new 2
+  assert.equal(drainOf(old2).linger, false, 'no older worker accepts any more');
+  assert.equal(released(old0), true);
+  assert.equal(released(old1), true);
+  await reload;
+});
+
+test('stop, scale-down and recycling never linger', async () => {
+  const { spawner, sup } = await started({ workers: 2 });
+  const [w0, w1] = spawner.procs;
+  await Promise.race([sup.scale(1), tick()]);
+  assert.equal(drainOf(w1).linger, false);
+  void sup.stop();
+  assert.equal(drainOf(w0).linger, false);
+});
+
+test('the router sees ready workers; during a canary\'s window old and new are preferred alike, after it only the new generation', async () => {
+  const { spawner, sup, clock, views } = await started({ workers: 2, reloadVerify: 1000 });
+  assert.equal(views.at(-1), '0+ 1+');
+  const reload = sup.reload();
+  spawner.last.ready(); // the canary
+  assert.equal(views.at(-1), '0+ 1+ 0+');
+  clock.advance(10);
+  spawner.last.heartbeat();
+  clock.advance(1000);
+  assert.equal(views.at(-1), '1 0+', 'old 0 drains, old 1 keeps its clients but gets no new ones');
+  spawner.last.ready();
+  assert.equal(views.at(-1), '0+ 1+');
+  await reload;
 });
