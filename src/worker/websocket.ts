@@ -171,7 +171,7 @@ export class WebSocketGoodbye {
     socket.end = function end(this: net.Socket, ...args: unknown[]) {
       const chunk = typeof args[0] === 'function' ? undefined : args[0];
       if (chunk !== undefined && chunk !== null && !self.#closed) {
-        this.write(chunk as Buffer, args[1] as BufferEncoding);
+        this.write(chunk as Buffer, (typeof args[1] === 'string' ? args[1] : 'utf8') as BufferEncoding);
       }
       const cb = args.find((a) => typeof a === 'function') as Callback | undefined;
       return (self.#end as (...a: unknown[]) => net.Socket).call(this, ...(cb ? [cb] : []));
@@ -212,7 +212,10 @@ export class WebSocketGoodbye {
     };
     if (!this.open) return deadline();
     let heard = false;
+    let sent = false;
     const send = (): void => {
+      if (sent) return;
+      sent = true;
       clearTimeout(quiet);
       clearTimeout(cap);
       socket.off('data', onData);

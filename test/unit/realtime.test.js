@@ -104,6 +104,18 @@ test('WebSocketGoodbye: the Close frame waits for the end of a frame the app is 
   assert.equal(ws.close(1001, 'again'), false, 'one Close frame only');
 });
 
+test('WebSocketGoodbye: end(chunk, cb) before any close writes the chunk through the frame watcher and calls cb once', async () => {
+  const socket = new FakeSocket();
+  const ws = new WebSocketGoodbye(socket);
+  socket.write(HEAD_101);
+  let calls = 0;
+  socket.end(closeFrame(1000, 'done'), () => (calls += 1));
+  await tick();
+  assert.equal(calls, 1);
+  assert.equal(ws.frames.closeSent, true, 'the app\'s own Close frame was seen');
+  assert.equal(ws.close(1001, 'late'), false);
+});
+
 test('WebSocketGoodbye.goAway: the Close frame goes right after the app answered the client\'s next message', async () => {
   const socket = new FakeSocket();
   const ws = new WebSocketGoodbye(socket);
