@@ -139,6 +139,29 @@ test('a worker killed: its clients move to the other worker, the other\'s stay; 
   }
 });
 
+test('a frozen worker (SIGSTOP): connections queued for it go to the other worker once the watchdog has killed it', async (t) => {
+  const c = startCorral(t, [APP, '-w', '2', '--sticky', 'header:x-client', '--name', 'stfrozen', '--watchdog', '1500']);
+  const port = await c.ready(2);
+  const byKey = await pidsByKey(port, keys(20), 'x-client', 1);
+  const [frozen, other] = await readyPids(c);
+  const frozenKeys = [...byKey].filter(([, s]) => s.has(frozen)).map(([k]) => k).slice(0, 5);
+  assert.ok(frozenKeys.length >= 2, 'some keys on each worker');
+  process.kill(frozen, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(frozen, 'SIGCONT');
+    } catch {}
+  });
+  const started = Date.now();
+  const results = await Promise.allSettled(frozenKeys.map((key) => ask(port, { headers: { 'x-client': key } })));
+  const served = results.filter((r) => r.status === 'fulfilled').map((r) => r.value.pid);
+  // The first one may already sit in the frozen worker's socket and die with it; the queued ones are routed again.
+  assert.ok(served.length >= frozenKeys.length - 1, `${served.length} of ${frozenKeys.length} answered: ${results.map((r) => r.reason?.message).join(', ')}`);
+  for (const pid of served) assert.equal(pid, other);
+  assert.ok(Date.now() - started < 9000, `took ${Date.now() - started} ms`);
+  assert.match(c.output, /unresponsive for \d+ ms/);
+});
+
 test('a reload under load: zero failed requests; a client stays on its worker until that one drains, then goes to the new generation', async (t) => {
   const c = startCorral(t, [APP, '-w', '2', '--sticky', 'header:x-client', '--name', 'streload', '--reload-verify', '1500']);
   const port = await c.ready(2);

@@ -33,6 +33,14 @@ interface RawHandle {
   onread?: unknown;
 }
 
+/** A connection handed to a worker whose IPC write has not completed (node queues handles until the previous one is acknowledged). */
+interface InFlight {
+  listener: Listener;
+  data: Buffer;
+  client: string;
+  hops: number;
+}
+
 interface Member {
   id: number;
   proc: RoutedProcess;
@@ -58,6 +66,8 @@ export class StickyRouter implements ConnectionRouter {
   readonly #listeners = new Map<string, Listener>();
   readonly #affinity = new Affinity(AFFINITY_CAPACITY);
   #targets = new Map<number, RouteTarget>();
+  /** By worker id: connections queued for it in node's IPC layer, routed again if it dies with them. */
+  readonly #inFlight = new Map<number, Map<RawHandle, InFlight>>();
   #closed = false;
 
   constructor(key: StickyKey, sink: LogSink) {
@@ -80,7 +90,7 @@ export class StickyRouter implements ConnectionRouter {
         const listener = this.#listeners.get(message.key);
         const raw = handle as RawHandle | undefined;
         if (!raw) return;
-        if (!listener || message.hops >= MAX_HOPS) return raw.close();
+        if (!listener) return raw.close();
         return this.#send(listener, raw, Buffer.from(message.data, 'base64'), message.client, message.hops + 1, worker.id);
       }
     }
@@ -89,6 +99,10 @@ export class StickyRouter implements ConnectionRouter {
   forget(id: number): void {
     for (const key of [...this.#listeners.keys()]) this.#leave(id, key);
     this.#affinity.forgetWorker(id);
+    // A frozen worker that was killed, or one that died, never took these: node drops its queue without a word.
+    const stranded = this.#inFlight.get(id);
+    this.#inFlight.delete(id);
+    for (const [raw, f] of stranded ?? []) this.#send(f.listener, raw, f.data, f.client, f.hops + 1, id);
   }
 
   close(): void {
@@ -182,14 +196,18 @@ export class StickyRouter implements ConnectionRouter {
   }
 
   #send(listener: Listener, raw: RawHandle, data: Buffer, client: string, hops: number, exclude: number | undefined): void {
-    const to = this.#pick(listener, client, exclude);
+    const to = hops < MAX_HOPS ? this.#pick(listener, client, exclude) : undefined;
     if (!to) return raw.close();
     const message = { corral: 1, type: 'sticky-connection', key: listener.key, client, data: data.toString('base64'), hops } as const;
+    let pending = this.#inFlight.get(to.id);
+    if (!pending) this.#inFlight.set(to.id, (pending = new Map()));
+    pending.set(raw, { listener, data, client, hops });
     to.proc.sendHandle(message, raw, (err) => {
+      // Forgotten meanwhile (the worker died): forget() has routed it again.
+      if (!this.#inFlight.get(to.id)?.delete(raw)) return;
       // Sent: the worker's copy of the socket is in flight (the kernel holds it), ours must go, or the
       // connection would outlive the worker (node closes sent native handles only for its own round-robin).
       if (!err) return raw.close();
-      if (hops + 1 >= MAX_HOPS) return raw.close();
       this.#send(listener, raw, data, client, hops + 1, to.id);
     });
   }
