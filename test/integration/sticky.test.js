@@ -217,8 +217,8 @@ test('the port is taken: the app fails to start with EADDRINUSE, as without --st
 });
 
 for (const [args, message] of [
-  [['--sticky', 'session'], /--sticky must be ip, header:NAME or cookie:NAME/],
-  [['--sticky', 'header:'], /--sticky header: needs a header name/],
+  [['--sticky', 'session'], /--sticky must be ip, header:NAME or cookie:NAME \(e\.g\. header:x-client-id, cookie:sid\), got "session"/],
+  [['--sticky', 'header:'], /--sticky must be ip, header:NAME or cookie:NAME .*, got "header:"/],
   [['--sticky', 'ip', '--strategy', 'os'], /--sticky routes every TCP connection through the primary by its key, in place of --strategy os; drop --strategy/],
 ]) {
   test(`usage: ${args.join(' ')} is refused in one line, exit 2`, async () => {

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import { resolveOptions } from '../../dist/config/options.js';
-import { parseConfig } from '../../dist/config/schema.js';
-import { parseSticky } from '../../dist/config/sticky.js';
+import { resolveStartOptions } from '../../dist/config/options.js';
+import { parseConfig, validateOptions } from '../../dist/config/schema.js';
+import { toStickyKey } from '../../dist/config/sticky.js';
 import { AdapterRelay, isAdapterMessage } from '../../dist/primary/adapter-relay.js';
 import { clientIp, headEnd, keyFromHead, looksLikeHttp1 } from '../../dist/primary/sticky/key.js';
 import { Affinity, hashKey, rendezvous } from '../../dist/primary/sticky/pick.js';
@@ -156,23 +156,24 @@ test('looksLikeHttp1: a TLS ClientHello or the HTTP/2 preface is not a request t
   assert.equal(clientIp('::ffff:10.0.0.7'), '10.0.0.7');
 });
 
-test('parseSticky: ip, header:NAME (lower-cased), cookie:NAME; anything else names the forms', () => {
-  assert.deepEqual(parseSticky('--sticky', 'ip'), { by: 'ip' });
-  assert.deepEqual(parseSticky('--sticky', 'header:X-Client-Id'), { by: 'header', name: 'x-client-id' });
-  assert.deepEqual(parseSticky('--sticky', 'cookie:SID'), { by: 'cookie', name: 'SID' });
-  assert.throws(() => parseSticky('--sticky', 'header:a b'), /needs a header name/);
-  assert.throws(() => parseSticky('sticky', 3), /sticky must be ip, header:NAME or cookie:NAME, got 3/);
+test('--sticky: ip, header:NAME (matched case-insensitively), cookie:NAME; anything else names the forms', () => {
+  assert.deepEqual(toStickyKey('ip'), { by: 'ip' });
+  assert.deepEqual(toStickyKey('header:X-Client-Id'), { by: 'header', name: 'x-client-id' });
+  assert.deepEqual(toStickyKey('cookie:SID'), { by: 'cookie', name: 'SID' });
+  for (const bad of ['session', 'header:', 'header:a b', 'cookie:x;y']) {
+    assert.throws(() => validateOptions({ script: 'a.js', sticky: bad }, 'cli', (k) => `--${k}`), /--sticky must be ip, header:NAME or cookie:NAME/, bad);
+  }
 });
 
 test('config file and library: sticky and adapterRelay are options like the others', () => {
-  const [app] = parseConfig({ apps: [{ script: 'a.js', sticky: 'cookie:sid', adapterRelay: false }] }, 'c.json');
+  const { apps: [app] } = parseConfig({ apps: [{ script: 'a.js', sticky: 'cookie:sid', adapterRelay: false }] }, 'c.json');
   assert.deepEqual([app.sticky, app.adapterRelay], ['cookie:sid', false]);
-  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', sticky: 'session' }] }, 'c.json'), /apps\[0\]\.sticky: expected "ip", "header:NAME" or "cookie:NAME", got "session"/);
-  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', adapterRelay: 'no' }] }, 'c.json'), /apps\[0\]\.adapterRelay: expected true or false/);
+  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', sticky: 'session' }] }, 'c.json'), /apps\[0\]\.sticky must be ip, header:NAME or cookie:NAME/);
+  assert.throws(() => parseConfig({ apps: [{ script: 'a.js', adapterRelay: 'no' }] }, 'c.json'), /apps\[0\]\.adapterRelay must be/);
   const script = new URL(import.meta.url).pathname;
-  const resolved = resolveOptions({ script, sticky: 'header:X-Client' });
+  const resolved = resolveStartOptions({ script, sticky: 'header:X-Client' });
   assert.deepEqual([resolved.sticky, resolved.adapterRelay], [{ by: 'header', name: 'x-client' }, true]);
-  assert.throws(() => resolveOptions({ script, sticky: 'ip', strategy: 'reuseport' }), /sticky routes every TCP connection through the primary by its key, in place of strategy reuseport; drop strategy/);
+  assert.throws(() => resolveStartOptions({ script, sticky: 'ip', strategy: 'reuseport' }), /sticky routes every TCP connection through the primary by its key, in place of strategy reuseport; drop strategy/);
 });
 
 test('rendezvous: a slot that goes away moves only its own keys; the keys spread evenly', () => {

@@ -664,6 +664,7 @@ test('a crash-looping slot shows its crash output once, then counts the repeats'
   assert.match(sink.text, /exited with code 1 \(same error as the previous crash of slot 0; output not shown again\)/);
   assert.match(sink.text, /exited with code 1 \(same error as the previous 3 crashes of slot 0; output not shown again\)/);
   assert.equal(sup.status().workers[0].restarts, 4);
+});
 
 // ---- real-time: lingering drains and the router's view ---------------------
 
