@@ -36,12 +36,11 @@ export function wsFleet(port, count, { echoEveryMs = 0, reconnectMs = 10 } = {})
       if (session.pid === null) c.refused += 1;
       session.code = code;
       session.reason = reason.toString();
-      if (!running) return;
-      const timer = setTimeout(() => {
-        pending.delete(timer);
+      const again = setTimeout(() => {
+        pending.delete(again);
         connect(c);
       }, reconnectMs);
-      pending.add(timer);
+      pending.add(again);
     });
   };
   for (const c of clients) connect(c);
