@@ -106,7 +106,7 @@ test('examples/socket.io: a chat message from a client of one worker reaches the
   const c = startCorral(t, [path.join(ROOT, 'examples/socket.io/server.js'), '-w', '2', '--sticky', 'header:x-client', '--name', 'siochat']);
   const port = await c.ready(2);
   const { io } = await import('socket.io-client');
-  const clients = ['client-0', 'client-1', 'client-2', 'client-3'].map((key) => {
+  const clients = Array.from({ length: 8 }, (_, i) => `client-${i}`).map((key) => {
     const s = io(`http://127.0.0.1:${port}`, { extraHeaders: { 'x-client': key }, forceNew: true, reconnection: false });
     s.chat = [];
     s.on('chat', (m) => s.chat.push(m));
