@@ -206,6 +206,16 @@ export function startCorral(t, args, opts) {
   return c;
 }
 
+/** SIGSTOP `pid` for the rest of test `t`: it is resumed (SIGCONT) when the test ends, pass or fail. */
+export function freeze(t, pid) {
+  process.kill(pid, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {}
+  });
+}
+
 export function alive(pid) {
   try {
     process.kill(pid, 0);

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { adminUrl, parseMetrics, request, sample } from '../admin-helpers.js';
-import { FIXTURES, alive, freePort, get, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
+import { FIXTURES, alive, freePort, freeze, get, runCli, sleep, startCorral, tempHome, waitFor } from '../helpers.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
 const METRICS_APP = path.join(FIXTURES, 'metrics.cjs');
@@ -61,12 +61,7 @@ test('/metrics with a frozen worker (SIGSTOP): answers after the short timeout, 
   for (let i = 0; i < 10; i++) await get(port, '/');
   assert.equal(sample(await scrape(url), 'app_requests_total', { route: '/' }), 10);
   const frozen = (await c.status()).workers[0].pid;
-  process.kill(frozen, 'SIGSTOP');
-  t.after(() => {
-    try {
-      process.kill(frozen, 'SIGCONT');
-    } catch {}
-  });
+  freeze(t, frozen);
   const started = Date.now();
   const m = await scrape(url);
   const took = Date.now() - started;

@@ -8,7 +8,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, TLS_CA, freePort, load, runCli, sleep, startCorral, waitFor, within } from '../helpers.js';
+import { FIXTURES, TLS_CA, freePort, freeze, load, runCli, sleep, startCorral, waitFor, within } from '../helpers.js';
 
 const APP = path.join(FIXTURES, 'sticky-app.cjs');
 const readyPids = async (c) => (await c.status()).workers.filter((w) => w.state === 'ready').map((w) => w.pid);
@@ -146,12 +146,7 @@ test('a frozen worker (SIGSTOP): connections queued for it go to the other worke
   const [frozen, other] = await readyPids(c);
   const frozenKeys = [...byKey].filter(([, s]) => s.has(frozen)).map(([k]) => k).slice(0, 5);
   assert.ok(frozenKeys.length >= 2, 'some keys on each worker');
-  process.kill(frozen, 'SIGSTOP');
-  t.after(() => {
-    try {
-      process.kill(frozen, 'SIGCONT');
-    } catch {}
-  });
+  freeze(t, frozen);
   const started = Date.now();
   const results = await Promise.allSettled(frozenKeys.map((key) => ask(port, { headers: { 'x-client': key } })));
   const served = results.filter((r) => r.status === 'fulfilled').map((r) => r.value.pid);
