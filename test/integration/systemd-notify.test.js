@@ -24,16 +24,19 @@ function appReportingNotifySocket(dir, app = APP) {
  * corral and the app as another user can read them. The checkout may sit in
  * a directory only its owner can enter (`mktemp -d` makes those), so the
  * built package (dist, package.json and the one runtime dependency a plain
- * start loads) and the fixture app are copied to a world-readable directory.
+ * start loads) and the fixture app are copied to a world-readable directory;
+ * so is node itself (CI's Node 22 and 24 are installed under `mktemp -d`).
  */
 function installReadableCopy(dir) {
   const root = path.join(dir, 'corral');
+  const node = path.join(dir, 'bin/node');
+  cpSync(process.execPath, node);
   cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
   cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
   cpSync(path.join(ROOT, 'node_modules/valibot'), path.join(root, 'node_modules/valibot'), { recursive: true });
   cpSync(APP, path.join(dir, 'app.cjs'));
-  execFileSync('chmod', ['-R', 'a+rX', root, path.join(dir, 'app.cjs')]);
-  return { cli: path.join(root, 'dist/cli/main.js'), app: path.join(dir, 'app.cjs') };
+  execFileSync('chmod', ['-R', 'a+rX', root, path.join(dir, 'app.cjs'), path.dirname(node)]);
+  return { node, cli: path.join(root, 'dist/cli/main.js'), app: path.join(dir, 'app.cjs') };
 }
 
 test('NOTIFY_SOCKET: READY=1 once all workers serve, RELOADING=1/READY=1 around a reload, STOPPING=1, from a sender systemd can attribute', { skip: why ?? false }, async (t) => {
@@ -80,7 +83,7 @@ test('NOTIFY_SOCKET as an unprivileged user: systemd-notify sends with its own p
   const mgr = await fakeManager(t, dir);
   const copy = installReadableCopy(dir);
   const script = appReportingNotifySocket(dir, copy.app);
-  const argv = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, copy.cli, script, '-w', '1', '--port', '0', '--name', 'nb'];
+  const argv = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', copy.node, copy.cli, script, '-w', '1', '--port', '0', '--name', 'nb'];
   const proc = spawn('setpriv', argv, { cwd: dir, env: { ...process.env, PWD: dir, CORRAL_HOME: home, HOME: dir, NOTIFY_SOCKET: mgr.socket }, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
   t.after(() => proc.kill('SIGKILL'));
