@@ -15,12 +15,27 @@ export const CLI = path.join(ROOT, 'dist/cli/main.js');
 export const FIXTURES = path.join(ROOT, 'test/fixtures');
 
 const started = new Set();
+const temps = new Set();
 process.on('exit', () => {
   for (const c of started) c.killAll();
+  for (const dir of temps) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    } catch {}
+  }
 });
 
+/**
+ * For tests of what a reload does to traffic, not of the canary's window:
+ * the default 2 s window only makes them slower.
+ */
+export const QUICK_CANARY = ['--reload-verify', '500'];
+
+/** A fresh directory (mode 0700), removed when the test file's process exits. */
 export function tempHome() {
-  return mkdtempSync(path.join(os.tmpdir(), 'corral-test-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'corral-test-'));
+  temps.add(dir);
+  return dir;
 }
 
 /** Poll `fn` until it returns a truthy value or `ms` passes. */

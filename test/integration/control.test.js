@@ -3,14 +3,14 @@ import { statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, freePort, get, within, load, runCli, sleep, startCorral, tempHome, waitFor, writeRelease } from '../helpers.js';
+import { FIXTURES, freePort, get, within, load, runCli, sleep, startCorral, tempHome, waitFor, writeRelease, QUICK_CANARY } from '../helpers.js';
 
 const APP = path.join(FIXTURES, 'app.cjs');
 
 const readyPids = (s) => s.workers.filter((w) => w.state === 'ready').map((w) => w.pid).sort();
 
 async function reloadUnderLoad(t, { keepAlive, via }) {
-  const c = startCorral(t, [APP, '-w', '2', '--name', 'rl']);
+  const c = startCorral(t, [APP, '-w', '2', '--name', 'rl', ...QUICK_CANARY]);
   const port = await c.ready(2);
   const before = readyPids(await c.status());
   const traffic = load(port, { concurrency: 8, keepAlive, maxMs: 30000 });

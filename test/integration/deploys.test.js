@@ -6,7 +6,7 @@ import { renameSync, rmSync, symlinkSync } from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, TLS_CA, get, load, runCli, sleep, startCorral, tempHome, waitFor, writeRelease } from '../helpers.js';
+import { FIXTURES, TLS_CA, get, load, runCli, sleep, startCorral, tempHome, waitFor, writeRelease, QUICK_CANARY } from '../helpers.js';
 
 
 const versionAt = async (port) => JSON.parse((await get(port, '/info')).body).version;
@@ -69,7 +69,7 @@ test('symlinked releases (current -> releases/v1): a reload after the switch ser
   writeRelease(path.join(root, 'releases/v2'), 'v2');
   const current = path.join(root, 'current');
   symlinkSync('releases/v1', current);
-  const c = startCorral(t, ['server.cjs', '-w', '2', '--name', 'cap'], { cwd: current, env: { PWD: current } });
+  const c = startCorral(t, ['server.cjs', '-w', '2', '--name', 'cap', ...QUICK_CANARY], { cwd: current, env: { PWD: current } });
   const port = await c.ready(2);
   assert.equal(await versionAt(port), 'v1');
   symlinkSync('releases/v2', path.join(root, 'current.new'));
@@ -105,7 +105,7 @@ test('a failed reload in a symlinked layout: respawns afterwards still run the p
 });
 
 test('HTTPS with a new TLS connection per request: 3 reloads, zero failed requests', async (t) => {
-  const c = startCorral(t, [path.join(FIXTURES, 'https-app.cjs'), '-w', '2', '--name', 'tls']);
+  const c = startCorral(t, [path.join(FIXTURES, 'https-app.cjs'), '-w', '2', '--name', 'tls', ...QUICK_CANARY]);
   const port = await c.ready(2);
   const traffic = load(port, { concurrency: 8, keepAlive: false, tls: true, maxMs: 60000 });
   await sleep(300);
@@ -167,7 +167,7 @@ function h2Load(port, sessions, maxMs) {
 }
 
 test('HTTP/2 with long-lived sessions: a reload sends GOAWAY, loses no stream and never waits out the grace', async (t) => {
-  const c = startCorral(t, [path.join(FIXTURES, 'http2-app.cjs'), '-w', '2', '--name', 'h2', '--grace', '10000']);
+  const c = startCorral(t, [path.join(FIXTURES, 'http2-app.cjs'), '-w', '2', '--name', 'h2', '--grace', '10000', ...QUICK_CANARY]);
   const port = await c.ready(2);
   const before = readyPids(await c.status());
   const traffic = h2Load(port, 8, 60000);
@@ -208,7 +208,7 @@ test('HTTP/2: stop with an idle session open exits 0 well within the grace', asy
 for (const fw of ['express', 'fastify', 'koa']) {
   for (const strategy of ['os', 'rr']) {
     test(`${fw} (${strategy}): reload and scale under keep-alive load, zero failed requests`, async (t) => {
-      const c = startCorral(t, [path.join(FIXTURES, `${fw}-app.cjs`), '-w', '2', '--strategy', strategy, '--name', fw]);
+      const c = startCorral(t, [path.join(FIXTURES, `${fw}-app.cjs`), '-w', '2', '--strategy', strategy, '--name', fw, ...QUICK_CANARY]);
       const port = await c.ready(2);
       const traffic = load(port, { concurrency: 8, keepAlive: true, maxMs: 30000 });
       await sleep(200);

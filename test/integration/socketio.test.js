@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, ROOT, runCli, startCorral, waitFor } from '../helpers.js';
+import { FIXTURES, ROOT, runCli, startCorral, waitFor, QUICK_CANARY } from '../helpers.js';
 import { sioClients } from '../realtime-helpers.js';
 
 const APP = path.join(FIXTURES, 'socketio-app.cjs');
@@ -82,7 +82,7 @@ test('Socket.IO with 8 long-polling clients: stop finishes well within the grace
 });
 
 test('Socket.IO with 8 long-polling clients: a reload finishes well within the grace; the clients reconnect to the new workers', async (t) => {
-  const c = startCorral(t, [APP, '-w', '2', '--sticky', 'header:x-client', '--name', 'sioreload', '--grace', '10000']);
+  const c = startCorral(t, [APP, '-w', '2', '--sticky', 'header:x-client', '--name', 'sioreload', '--grace', '10000', ...QUICK_CANARY]);
   const port = await c.ready(2);
   const fleet = await sioClients(port, 8, { transports: ['polling'], upgrade: false, reconnection: true });
   t.after(() => fleet.close());

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, runCli, sleep, startCorral, waitFor } from '../helpers.js';
+import { FIXTURES, runCli, sleep, startCorral, waitFor, QUICK_CANARY } from '../helpers.js';
 import { wsFleet } from '../realtime-helpers.js';
 
 const readyPids = async (c) => (await c.status()).workers.filter((w) => w.state === 'ready').map((w) => w.pid);
@@ -47,7 +47,7 @@ for (const strategy of ['os', 'rr']) {
 }
 
 test('ws with permessage-deflate, the server streaming 16 KiB messages: closes land between frames (1001, no protocol error)', async (t) => {
-  const c = startCorral(t, [path.join(FIXTURES, 'ws-echo.cjs'), '-w', '2', '--name', 'wsdeflate'], { env: { WS_DEFLATE: '1', WS_STREAM: '16384' } });
+  const c = startCorral(t, [path.join(FIXTURES, 'ws-echo.cjs'), '-w', '2', '--name', 'wsdeflate', ...QUICK_CANARY], { env: { WS_DEFLATE: '1', WS_STREAM: '16384' } });
   const port = await c.ready(2);
   const fleet = wsFleet(port, 10);
   t.after(() => fleet.stop());
@@ -63,7 +63,7 @@ test('ws with permessage-deflate, the server streaming 16 KiB messages: closes l
 });
 
 test('ws: the app\'s shutdown hook closes its sockets itself (1000, its reason); corral leaves those closes alone', async (t) => {
-  const c = startCorral(t, [path.join(FIXTURES, 'ws-hook.mjs'), '-w', '2', '--name', 'wshook']);
+  const c = startCorral(t, [path.join(FIXTURES, 'ws-hook.mjs'), '-w', '2', '--name', 'wshook', ...QUICK_CANARY]);
   const port = await c.ready(2);
   const fleet = wsFleet(port, 10);
   t.after(() => fleet.stop());
