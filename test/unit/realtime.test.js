@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { resolveStartOptions } from '../../dist/config/options.js';
 import { parseConfig, validateOptions } from '../../dist/config/schema.js';
 import { toStickyKey } from '../../dist/config/sticky.js';
@@ -202,6 +204,20 @@ test('Affinity: least recently used out at capacity; a gone worker\'s keys are f
   a.forgetWorker(1);
   assert.equal(a.get('x'), undefined);
   assert.equal(a.size, 1);
+});
+
+test('Affinity: keys a client chose (16 KiB header values) do not pile up in the primary\'s memory', () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const a = new Affinity(100_000);
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 2000; i++) a.set(`:::8080\0header:${String(i).padStart(16 * 1024, 'x')}`, i % 4);
+  gc();
+  const perKey = (process.memoryUsage().heapUsed - before) / 2000;
+  assert.equal(a.size, 2000);
+  assert.ok(perKey < 512, `${Math.round(perKey)} bytes kept per key`);
+  assert.equal(a.get(`:::8080\0header:${String(7).padStart(16 * 1024, 'x')}`), 3);
 });
 
 test('AdapterRelay: a message goes to every other worker; a response only to the worker whose adapter asked', () => {

@@ -7,6 +7,7 @@
  * lives, so adding a worker (scale up, a reload's new generation) moves no
  * client whose worker is still there.
  */
+import { createHash } from 'node:crypto';
 
 /** 32-bit FNV-1a over the key's UTF-16 code units: cheap, and spread well enough once mixed. */
 export function hashKey(key: string): number {
@@ -43,9 +44,20 @@ export function rendezvous<T extends { slot: number }>(candidates: readonly T[],
 }
 
 /**
+ * A fixed-size stand-in for a key: clients choose their header and cookie
+ * values (up to a 16 KiB head), and a table of 100 000 raw keys could then
+ * hold gigabytes of the primary's memory. 128 bits of SHA-256: no two
+ * clients share an entry by accident.
+ */
+function digest(key: string): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, 22);
+}
+
+/**
  * Key -> worker id, least recently used first out: bounded memory whatever
- * the number of clients. A key that falls out goes back to its rendezvous
- * worker, which is the same one unless the workers changed meanwhile.
+ * the number of clients and whatever they send (keys are stored as digests).
+ * A key that falls out goes back to its rendezvous worker, which is the same
+ * one unless the workers changed meanwhile.
  */
 export class Affinity {
   readonly #map = new Map<string, number>();
@@ -57,14 +69,16 @@ export class Affinity {
   }
 
   get(key: string): number | undefined {
-    const id = this.#map.get(key);
+    const d = digest(key);
+    const id = this.#map.get(d);
     if (id === undefined) return undefined;
-    this.#map.delete(key);
-    this.#map.set(key, id);
+    this.#map.delete(d);
+    this.#map.set(d, id);
     return id;
   }
 
   set(key: string, id: number): void {
+    key = digest(key);
     this.#map.delete(key);
     this.#map.set(key, id);
     if (this.#map.size > this.capacity) {

@@ -21,7 +21,7 @@ import { Affinity, hashKey, rendezvous } from './pick.js';
 const MAX_HEAD_BYTES = 16 * 1024;
 /** A client that has not sent its request head by then is routed by IP (the app's own header timeout then applies). */
 const HEAD_TIMEOUT_MS = 10_000;
-/** Keys remembered (least recently used out): about 100 bytes each. */
+/** Keys remembered (least recently used out), as 22-character digests: well under 100 bytes each whatever clients send. */
 const AFFINITY_CAPACITY = 100_000;
 /** A connection sent back this often (workers draining as it arrives) is closed. */
 const MAX_HOPS = 4;
