@@ -68,8 +68,14 @@ export class StickyListeners {
   /** Bytes to put back in front of a socket, by the raw handle it is created from. */
   readonly #replay = new Map<unknown, Buffer>();
   readonly #replaying = new WeakSet<net.Server>();
-  /** node:cluster's per-address listen counter: the n-th listen on a port-0 address shares one port across workers. */
-  readonly #indexes = new Map<string, number>();
+  /**
+   * node:cluster's per-address listen counter: the n-th listen on an address
+   * is the n-th listener there (so the n-th listen on port 0 shares one port
+   * across workers). A closed or failed listen frees its index, so an app
+   * that closes and listens again, or retries a failed listen, gets its key
+   * back instead of a second bind of the same port.
+   */
+  readonly #indexes = new Map<string, { next: number; used: Set<number> }>();
   #nextId = 1;
 
   constructor(send: Send) {
@@ -111,8 +117,7 @@ export class StickyListeners {
 
   #listen(server: ServerData, options: ServerQuery, cb: GetServerCallback): void {
     const base = `${options.address ?? ''}:${options.port}:${options.addressType ?? 4}`;
-    const index = this.#indexes.get(base) ?? 0;
-    this.#indexes.set(base, index + 1);
+    const index = this.#takeIndex(base);
     const query: StickyQuery = {
       key: `${base}:${index}`,
       address: options.address ?? null,
@@ -127,12 +132,30 @@ export class StickyListeners {
     if (serverData !== undefined) query.serverData = serverData;
     const id = this.#nextId++;
     this.#waiting.set(id, (reply) => {
-      if ('errno' in reply) return cb(reply.errno, null);
+      if ('errno' in reply) {
+        this.#freeIndex(base, index);
+        return cb(reply.errno, null);
+      }
       if (reply.serverData !== undefined) server._setServerData?.(reply.serverData);
       this.#replayOn(server);
-      cb(0, this.#fauxHandle(query.key, reply.sockname));
+      cb(0, this.#fauxHandle(query.key, reply.sockname, () => this.#freeIndex(base, index)));
     });
     this.#send({ corral: 1, type: 'sticky-listen', id, query });
+  }
+
+  #takeIndex(base: string): number {
+    let indexes = this.#indexes.get(base);
+    if (!indexes) this.#indexes.set(base, (indexes = { next: 0, used: new Set() }));
+    const index = indexes.next++;
+    indexes.used.add(index);
+    return index;
+  }
+
+  #freeIndex(base: string, index: number): void {
+    const indexes = this.#indexes.get(base);
+    if (!indexes) return;
+    indexes.used.delete(index);
+    if (indexes.used.size === 0) this.#indexes.delete(base);
   }
 
   /** First in line for 'connection': the bytes the primary read go back before anything reads the socket. */
@@ -148,7 +171,7 @@ export class StickyListeners {
     });
   }
 
-  #fauxHandle(key: string, sockname: object): FauxHandle {
+  #fauxHandle(key: string, sockname: object, onClose: () => void): FauxHandle {
     let keepAlive: NodeJS.Timeout | null = null;
     const handle: FauxHandle = {
       listen: () => 0,
@@ -168,6 +191,7 @@ export class StickyListeners {
         handle.unref();
         if (this.#handles.get(key) !== handle) return;
         this.#handles.delete(key);
+        onClose();
         this.#send({ corral: 1, type: 'sticky-unlisten', key });
       },
     };

@@ -223,3 +223,12 @@ for (const [args, message] of [
     assert.equal(r.stderr.trim().split('\n').length, 2, r.stderr);
   });
 }
+
+test('an app that closes its server and listens again on the same port keeps serving from every worker', async (t) => {
+  const c = startCorral(t, [APP, '-w', '2', '--sticky', 'header:x-client', '--name', 'strelisten', '--port', String(await freePort())], { env: { RELISTEN_AFTER_MS: '300' } });
+  const port = await c.ready(2);
+  await waitFor(() => (c.output.match(/listening again on \d+|relisten failed/g) ?? []).length >= 2, 10000, 'both workers to listen again');
+  assert.doesNotMatch(c.output, /relisten failed|EADDRINUSE/);
+  const used = new Set([...(await pidsByKey(port, keys(20), 'x-client', 1)).values()].map((s) => [...s][0]));
+  assert.deepEqual([...used].sort(), (await readyPids(c)).sort(), 'both workers serve after listening again');
+});
