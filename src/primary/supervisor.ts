@@ -316,6 +316,8 @@ export class Supervisor {
       case 'sticky-listen':
       case 'sticky-unlisten':
       case 'sticky-return':
+        // A listen read after the worker's exit was handled: the router has forgotten it and must not take it back.
+        if (message.type === 'sticky-listen' && w.state === 'exited') return;
         return this.#router?.receive({ id: w.id, slot: w.slot, proc: w.proc }, message, handle);
       case 'listening':
         w.noteAddress(message.address);

@@ -20,15 +20,21 @@ import { ServerTracker } from './tracker.js';
 /** How often a worker reports; --watchdog should span several of these. */
 const HEARTBEAT_MS = 1000;
 
-/** `handle`: a socket travelling with the message (a sticky connection going back). */
+/**
+ * `handle`: a raw connection handle travelling with the message (a sticky
+ * connection going back). Node does not close a sent native handle, so this
+ * copy is closed once sent (or when it cannot be): the connection lives on in
+ * the primary's copy, and would otherwise stay open here until this worker exits.
+ */
 function send(message: WorkerToPrimary, handle?: unknown): void {
-  if (!process.connected || !process.send) return;
+  const release = (): void => (handle as { close?: () => void } | undefined)?.close?.();
+  if (!process.connected || !process.send) return release();
   // The channel may close under us when the primary dies; the worker exits then anyway.
   try {
     if (handle === undefined) process.send(message);
-    else process.send(message, handle as net.Socket, {}, () => {});
+    else process.send(message, handle as net.Socket, {}, release);
   } catch {
-    /* channel closed */
+    release();
   }
 }
 

@@ -9,9 +9,15 @@ function setup(over) {
   const spawner = new FakeSpawner();
   const sink = new MemorySink();
   const views = [];
-  const router = { update: (t) => views.push(t.map((x) => `${x.slot}${x.preferred ? '+' : ''}`).join(' ')), receive() {}, forget() {}, close() {} };
+  const received = [];
+  const router = {
+    update: (t) => views.push(t.map((x) => `${x.slot}${x.preferred ? '+' : ''}`).join(' ')),
+    receive: (w, m) => received.push(`${m.type} from ${w.id}`),
+    forget: (id) => received.push(`forget ${id}`),
+    close() {},
+  };
   const sup = new Supervisor(config(over), spawner, sink, clock, router);
-  return { clock, spawner, sink, sup, views };
+  return { clock, spawner, sink, sup, views, received };
 }
 
 async function started(over) {
@@ -709,4 +715,16 @@ test('the router sees ready workers; during a canary\'s window old and new are p
   spawner.last.ready();
   assert.equal(views.at(-1), '0+ 1+');
   await reload;
+});
+
+test('a sticky listen read after its worker\'s exit is not given to the router (it would keep a dead member); a returned connection still is', async () => {
+  const { spawner, received } = await started({ workers: 1 });
+  const w = spawner.procs[0];
+  w.die(1);
+  w.events.message({ corral: 1, type: 'sticky-listen', id: 1, query: { key: 'a:1:4:0' } });
+  w.events.message({ corral: 1, type: 'sticky-return', key: 'a:1:4:0', client: 'x', data: '', hops: 0 });
+  await tick();
+  assert.equal(received.filter((r) => r.startsWith('forget')).length, 1);
+  assert.ok(!received.some((r) => r.startsWith('sticky-listen')), received.join(', '));
+  assert.ok(received.some((r) => r.startsWith('sticky-return')), received.join(', '));
 });
