@@ -1,6 +1,7 @@
 // Shared helpers for integration tests: start corral as a user would, read
 // what it prints, send real HTTP requests, and kill every process by PID
 // even when a test fails.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -170,6 +171,7 @@ export class Corral {
   }
 
   signal(sig) {
+    assert.ok(this.pid > 0, `corral has no pid to signal (${this.pid})`);
     process.kill(this.pid, sig);
   }
 
@@ -223,6 +225,7 @@ export function startCorral(t, args, opts) {
 
 /** SIGSTOP `pid` for the rest of test `t`: it is resumed (SIGCONT) when the test ends, pass or fail. */
 export function freeze(t, pid) {
+  assert.ok(Number.isInteger(pid) && pid > 0, `freeze(${pid}): not a process id`);
   process.kill(pid, 'SIGSTOP');
   t.after(() => {
     try {

@@ -69,6 +69,8 @@ export class StickyRouter implements ConnectionRouter {
   /** By worker id: connections queued for it in node's IPC layer, routed again if it dies with them. */
   readonly #inFlight = new Map<number, Map<RawHandle, InFlight>>();
   #closed = false;
+  /** Connections whose first request head is still being read. */
+  readonly #readingHeads = new Set<net.Socket>();
 
   constructor(key: StickyKey, sink: LogSink) {
     this.#key = key;
@@ -109,6 +111,9 @@ export class StickyRouter implements ConnectionRouter {
     this.#closed = true;
     for (const listener of this.#listeners.values()) listener.server.close();
     this.#listeners.clear();
+    // Their timers would keep a library user's process alive after the stop.
+    for (const socket of this.#readingHeads) socket.destroy();
+    this.#readingHeads.clear();
   }
 
   // ---- listeners: bound once per address, shared by every worker that listens there
@@ -176,7 +181,10 @@ export class StickyRouter implements ConnectionRouter {
   #accept(listener: Listener, socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
     if (!listener.readHead) return this.#dispatch(listener, socket, Buffer.alloc(0), clientIp(socket.remoteAddress));
+    this.#readingHeads.add(socket);
+    socket.once('close', () => this.#readingHeads.delete(socket));
     readHead(socket, (head) => {
+      this.#readingHeads.delete(socket);
       const key = looksLikeHttp1(head) ? keyFromHead(head, this.#key) : undefined;
       this.#dispatch(listener, socket, head, key === undefined ? clientIp(socket.remoteAddress) : `${this.#key.by}:${key}`);
     });
