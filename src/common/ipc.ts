@@ -36,6 +36,8 @@ export type WorkerToPrimary =
   | { corral: 1; type: 'draining'; signal: string }
   /** A spare booted: its first listen() (or ready()) is held until it is promoted. */
   | { corral: 1; type: 'held' }
+  /** Without --sticky, the app answered a Socket.IO long-poll `400`: the client's session is on another worker. Sent once. */
+  | { corral: 1; type: 'session-elsewhere' }
   | AppMetricsReply
   | StickyToPrimary;
 
@@ -104,7 +106,7 @@ export type PrimaryToWorker =
    */
   | { corral: 1; type: 'sticky-connection'; key: string; client: string; data: string; hops: number };
 
-const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics', 'held', 'sticky-listen', 'sticky-unlisten', 'sticky-return']);
+const WORKER_TYPES = new Set(['listening', 'ready', 'heartbeat', 'request', 'broadcast', 'draining', 'metrics', 'held', 'session-elsewhere', 'sticky-listen', 'sticky-unlisten', 'sticky-return']);
 const PRIMARY_TYPES = new Set(['drain', 'release', 'reply', 'message', 'collect-metrics', 'promote', 'sticky-listening', 'sticky-connection']);
 
 export function isWorkerMessage(value: unknown): value is WorkerToPrimary {

@@ -17,6 +17,7 @@ import type { ConnectionRouter, RouteTarget } from './routing.js';
 import type { Release, Spawner } from './spawn.js';
 import { buildStatus, type ClusterStatus } from './status.js';
 import type { WorkerSizing } from './cpus.js';
+import { displayAddress } from '../common/address.js';
 import { ReloadQueue, ScaleWaiters } from './waiters.js';
 import { SPARE_SLOT, WorkerHandle, isRestart, type EndReason, type TimerKind } from './worker.js';
 
@@ -102,6 +103,7 @@ export class Supervisor {
   #hardQueued = false;
   /** Generations whose slow boot was already explained (the hint is shown once, not per worker). */
   readonly #hinted = new Set<number>();
+  #advisedSticky = false;
   /** A finished reload whose old workers are still draining: "complete" is said once they have stopped. */
   #completing: { generation: number; old: Set<number> } | null = null;
 
@@ -340,7 +342,16 @@ export class Supervisor {
         return this.#onSpareBooted(w);
       case 'metrics':
         return this.#metricsPoll.receive(w, message);
+      case 'session-elsewhere':
+        return this.#adviseSticky();
     }
+  }
+
+  /** Said once per cluster: every worker may report it, and every poll of a moved client would. */
+  #adviseSticky(): void {
+    if (this.#advisedSticky) return;
+    this.#advisedSticky = true;
+    this.#log('warn', "the app answered a Socket.IO long-poll '400 Session ID unknown': the client's session is on another worker. Long-polling needs all of a client's requests on one worker: start with --sticky ip (or header:NAME, cookie:NAME); see the README, 'WebSockets and Socket.IO'");
   }
 
   /** A spare's app has booted and made its first listen() (held) or ready() call. */
@@ -969,12 +980,3 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-/** `:::4210` and `0.0.0.0:4210` listen everywhere: `*:4210`; an IPv6 host goes in brackets. */
-export function displayAddress(address: string): string {
-  const i = address.lastIndexOf(':');
-  if (i <= 0) return address;
-  const host = address.slice(0, i);
-  const port = address.slice(i + 1);
-  if (host === '::' || host === '0.0.0.0') return `*:${port}`;
-  return host.includes(':') ? `[${host}]:${port}` : address;
-}

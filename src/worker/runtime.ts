@@ -186,7 +186,8 @@ function main(): void {
   if (!cluster.isWorker || !process.send) return;
   let beatNow = (): void => {};
   // Report at once when max-requests is reached instead of on the next beat.
-  const tracker = new ServerTracker(Number(process.env[ENV.requestLimit]) || Infinity, () => setImmediate(() => beatNow()));
+  const sessionElsewhere = process.env[ENV.sticky] ? undefined : () => send({ corral: 1, type: 'session-elsewhere' });
+  const tracker = new ServerTracker(Number(process.env[ENV.requestLimit]) || Infinity, () => setImmediate(() => beatNow()), sessionElsewhere);
   const gate = new ListenGate(process.env[ENV.spare] !== '1', () => send({ corral: 1, type: 'held' }));
   installListenHook(tracker, gate, process.env[ENV.strategy] === 'reuseport');
   // listen() on a TCP port reaches node:cluster's _getServer once the gate lets it through; under --sticky that asks

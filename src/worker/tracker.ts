@@ -57,16 +57,23 @@ function isHttp2Server(server: net.Server): boolean {
 export class ServerTracker {
   readonly #servers = new Set<net.Server>();
   readonly #connections = new Map<net.Socket, Connection>();
+  #onSessionElsewhere: (() => void) | undefined;
   #requests = 0;
   #draining = false;
   #idleCloseMs = 1000;
   readonly #requestLimit: number;
   readonly #onLimit: () => void;
 
-  /** `onLimit` runs once, when the request count reaches `requestLimit`. */
-  constructor(requestLimit = Infinity, onLimit: () => void = () => {}) {
+  /**
+   * `onLimit` runs once, when the request count reaches `requestLimit`.
+   * `onSessionElsewhere` (only without --sticky): called once, the first time
+   * the app answers an Engine.IO polling request 400 ("Session ID unknown"):
+   * the session lives on another worker, and the user needs to hear why.
+   */
+  constructor(requestLimit = Infinity, onLimit: () => void = () => {}, onSessionElsewhere?: () => void) {
     this.#requestLimit = requestLimit;
     this.#onLimit = onLimit;
+    this.#onSessionElsewhere = onSessionElsewhere;
   }
 
   adopt(server: net.Server): void {
@@ -178,6 +185,7 @@ export class ServerTracker {
     // An HTTP/2 compatibility request is one of its session's streams, counted there.
     if ('stream' in req) return;
     this.#countRequest();
+    if (this.#onSessionElsewhere && isEngineIoSession(req)) this.#watchSessionAnswer(res);
     const conn = recordOf(req.socket);
     if (this.#draining) refuseKeepAlive(res);
     if (!conn) return;
@@ -190,6 +198,15 @@ export class ServerTracker {
       if (longPoll) conn.longPolls -= 1;
       conn.pending.delete(res);
       conn.idleSince = Date.now();
+    });
+  }
+
+  #watchSessionAnswer(res: ServerResponse): void {
+    res.once('finish', () => {
+      if (res.statusCode !== 400 || !this.#onSessionElsewhere) return;
+      const tell = this.#onSessionElsewhere;
+      this.#onSessionElsewhere = undefined;
+      tell();
     });
   }
 
@@ -250,8 +267,13 @@ function holdsDrain(conn: Connection): boolean {
  * mounts it on.
  */
 export function isLongPoll(req: IncomingMessage): boolean {
+  return req.method === 'GET' && isEngineIoSession(req);
+}
+
+/** A request of an Engine.IO session (a poll or a post): it must reach the worker holding the session. */
+export function isEngineIoSession(req: IncomingMessage): boolean {
   const url = req.url;
-  return req.method === 'GET' && url !== undefined && url.includes('transport=polling') && /[?&]sid=/.test(url) && /[?&]EIO=\d/.test(url);
+  return url !== undefined && url.includes('transport=polling') && /[?&]sid=/.test(url) && /[?&]EIO=\d/.test(url);
 }
 
 function sayGoodbye(socket: net.Socket, conn: Connection): void {

@@ -14,7 +14,7 @@ import { pickByDirectory } from '../../dist/control/client.js';
 import { LogRing } from '../../dist/logs/ring.js';
 import { jsonLine, textLine } from '../../dist/logs/sink.js';
 import { explainError } from '../../dist/logs/worker-output.js';
-import { displayAddress } from '../../dist/primary/supervisor.js';
+import { displayAddress } from '../../dist/common/address.js';
 import { globTest, ignoreRule } from '../../dist/primary/watch.js';
 
 /** The same mistake through the three doors: CLI flag, config key, start() option. */

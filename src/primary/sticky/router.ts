@@ -11,6 +11,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import type { StickyQuery, StickyToPrimary } from '../../common/ipc.js';
+import { displayAddress } from '../../common/address.js';
 import { describeSticky, type StickyKey } from '../../config/sticky.js';
 import { corralRecord, type LogSink } from '../../logs/sink.js';
 import type { ConnectionRouter, RoutedProcess, RouteTarget } from '../routing.js';
@@ -157,7 +158,7 @@ export class StickyRouter implements ConnectionRouter {
         reply(w.member, w.id, { sockname: listener.sockname, serverData: listener.serverData });
       }
       const how = listener.readHead || this.#key.by === 'ip' ? describeSticky(this.#key) : `ip (${describeSticky(this.#key)} needs a plain HTTP server; this one is not)`;
-      this.#sink.write(corralRecord('info', `sticky: the primary listens on ${listener.sockname.address}:${listener.sockname.port} and routes each connection by ${how}`));
+      this.#sink.write(corralRecord('info', `sticky: the primary listens on ${displayAddress(`${listener.sockname.address}:${listener.sockname.port}`)} and routes each connection by ${how}`));
     });
     const options: net.ListenOptions = { port: query.port, ipv6Only: query.ipv6Only };
     if (query.address !== null) options.host = query.address;
