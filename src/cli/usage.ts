@@ -2,14 +2,15 @@ import { OPTIONS, type OptionDef } from '../config/schema.js';
 import { VERBS, type VerbName } from './verbs.js';
 
 /** `  -w, --workers <n|auto>        worker count ...`: one aligned line per flag that has help. */
-function flagLines(defs: Record<string, OptionDef>): string[] {
-  const rows = Object.values(defs)
+function flagLines(defs: Record<string, OptionDef>, extra: ReadonlyArray<readonly [string, string]> = []): string[] {
+  const rows: Array<readonly [string, string]> = Object.values(defs)
     .filter((d) => d.flag && d.help)
     .map((d) => {
       const f = d.flag!;
       const arg = f.arg ? (f.optionalArg ? f.arg : ` ${f.arg}`) : '';
-      return [`${f.short ? `-${f.short}, ` : '    '}--${f.long}${arg}`, d.help as string] as const;
-    });
+      return [`${f.short ? `-${f.short}, ` : '    '}--${f.long}${arg}`, d.help as string] as readonly [string, string];
+    })
+    .concat(extra);
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
   return rows.map(([left, help]) => `  ${left.padEnd(width)}${help}`);
 }
@@ -28,9 +29,10 @@ ${CONTROL.map((v) => `  ${VERBS[v].synopsis.padEnd(width)}${VERBS[v].summary}`).
   corral help <command>   that command's options and an example
 
 Start options:
-${flagLines({ ...OPTIONS, ...VERBS.start.flags } as Record<string, OptionDef>).join('\n')}
-  -h, --help                    this help
-  -v, --version                 corral's version
+${flagLines({ ...OPTIONS, ...VERBS.start.flags } as Record<string, OptionDef>, [
+  ['-h, --help', 'this help'],
+  ['-v, --version', "corral's version"],
+]).join('\n')}
 
 Signals to the primary: SIGINT/SIGTERM graceful stop (twice: immediate), SIGHUP reload,
 SIGTTIN one worker more, SIGTTOU one worker less.
