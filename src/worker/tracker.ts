@@ -55,7 +55,9 @@ function isHttp2Server(server: net.Server): boolean {
  * without resetting any of them.
  */
 export class ServerTracker {
+  /** Servers listening (or closed but not yet quiet), the ones a drain stops. */
   readonly #servers = new Set<net.Server>();
+  readonly #adopted = new WeakSet<net.Server>();
   readonly #connections = new Map<net.Socket, Connection>();
   #onSessionElsewhere: (() => void) | undefined;
   #requests = 0;
@@ -77,13 +79,18 @@ export class ServerTracker {
   }
 
   adopt(server: net.Server): void {
-    if (this.#servers.has(server)) return;
     this.#servers.add(server);
+    // A server that closes and listens again is adopted again: its listeners are already on.
+    if (this.#adopted.has(server)) return;
+    this.#adopted.add(server);
     const isHttp1 = server instanceof http.Server || server instanceof https.Server;
     const isH2 = isHttp2Server(server);
     const owner: Owner = isHttp1 || isH2 ? 'http' : 'raw';
     server.on('connection', (socket: net.Socket) => this.#track(socket, owner));
-    server.once('close', () => this.#servers.delete(server));
+    // 'close' comes once the old connections have ended: by then the app may have listened again.
+    server.on('close', () => {
+      if (!server.listening) this.#servers.delete(server);
+    });
     if (isH2) {
       server.on('session', (session: Http2Session) => this.#onSession(session));
       // A 'request' listener switches an HTTP/2 server into its compatibility mode: join only if the app uses it.

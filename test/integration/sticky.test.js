@@ -231,4 +231,10 @@ test('an app that closes its server and listens again on the same port keeps ser
   assert.doesNotMatch(c.output, /relisten failed|EADDRINUSE/);
   const used = new Set([...(await pidsByKey(port, keys(20), 'x-client', 1)).values()].map((s) => [...s][0]));
   assert.deepEqual([...used].sort(), (await readyPids(c)).sort(), 'both workers serve after listening again');
+  // Counted once each: listening again must not add corral's request listener a second time.
+  const counted = await waitFor(async () => {
+    const n = (await c.status()).totals.requests;
+    return n >= 20 && n;
+  }, 5000, 'the heartbeats to count the requests');
+  assert.equal(counted, 20);
 });
