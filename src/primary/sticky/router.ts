@@ -145,12 +145,15 @@ export class StickyRouter implements ConnectionRouter {
   #bind(listener: Listener, query: StickyQuery): void {
     const { server } = listener;
     server.on('connection', (socket: net.Socket) => this.#accept(listener, socket));
-    server.once('error', (err: NodeJS.ErrnoException) => {
+    const onBindError = (err: NodeJS.ErrnoException): void => {
       this.#listeners.delete(listener.key);
       const errno = -(os.constants.errno[err.code as keyof typeof os.constants.errno] ?? os.constants.errno.EINVAL);
       for (const w of listener.waiting.splice(0)) reply(w.member, w.id, { errno, error: err.message });
-    });
+    };
+    server.once('error', onBindError);
     server.once('listening', () => {
+      // Bound: a later error (accept failing with EMFILE) must not make the router forget a live listener.
+      server.off('error', onBindError);
       server.on('error', (err) => this.#sink.write(corralRecord('error', `sticky: listener ${listener.key}: ${err.message}`)));
       listener.sockname = server.address() as { address: string; family: string; port: number };
       for (const w of listener.waiting.splice(0)) {
