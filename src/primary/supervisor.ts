@@ -347,9 +347,13 @@ export class Supervisor {
     }
   }
 
-  /** Said once per cluster: every worker may report it, and every poll of a moved client would. */
+  /**
+   * Said once per cluster: every worker may report it, and every poll of a
+   * moved client would. Not with one worker serving: then the session was on
+   * a worker that is gone (a crash, a reload), and --sticky would change nothing.
+   */
   #adviseSticky(): void {
-    if (this.#advisedSticky) return;
+    if (this.#advisedSticky || this.#inService().filter((w) => w.state === 'ready').length < 2) return;
     this.#advisedSticky = true;
     this.#log('warn', "the app answered a Socket.IO long-poll '400 Session ID unknown': the client's session is on another worker. Long-polling needs all of a client's requests on one worker: start with --sticky ip (or header:NAME, cookie:NAME); see the README, 'WebSockets and Socket.IO'");
   }

@@ -27,7 +27,9 @@ const HEARTBEAT_MS = 1000;
  * the primary's copy, and would otherwise stay open here until this worker exits.
  */
 function send(message: WorkerToPrimary, handle?: unknown): void {
-  const release = (): void => (handle as { close?: () => void } | undefined)?.close?.();
+  const release = (): void => {
+    if (message.type === 'sticky-return') (handle as { close?: () => void } | undefined)?.close?.();
+  };
   if (!process.connected || !process.send) return release();
   // The channel may close under us when the primary dies; the worker exits then anyway.
   try {

@@ -728,3 +728,16 @@ test('a sticky listen read after its worker\'s exit is not given to the router (
   assert.ok(!received.some((r) => r.startsWith('sticky-listen')), received.join(', '));
   assert.ok(received.some((r) => r.startsWith('sticky-return')), received.join(', '));
 });
+
+test('Socket.IO sessions lost across workers: said once however many workers report it; not with one worker serving', async () => {
+  const advice = (sink) => sink.records.filter((r) => /Session ID unknown/.test(r.msg)).length;
+  const two = await started({ workers: 2 });
+  for (const w of two.spawner.procs) w.events.message({ corral: 1, type: 'session-elsewhere' });
+  two.spawner.procs[0].events.message({ corral: 1, type: 'session-elsewhere' });
+  await tick();
+  assert.equal(advice(two.sink), 1);
+  const one = await started({ workers: 1 });
+  one.spawner.procs[0].events.message({ corral: 1, type: 'session-elsewhere' });
+  await tick();
+  assert.equal(advice(one.sink), 0, 'a lone worker lost a session to a restart: --sticky would not help');
+});
