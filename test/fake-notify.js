@@ -2,7 +2,7 @@
 // records every datagram with its sender, as the service manager sees it.
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { FIXTURES, waitFor } from './helpers.js';
+import { FIXTURES, eachLine, waitFor } from './helpers.js';
 
 const RECEIVER = path.join(FIXTURES, 'notify-socket.py');
 
@@ -21,12 +21,7 @@ export async function fakeManager(t, dir) {
   const socket = path.join(dir, 'notify.sock');
   const proc = spawn('python3', [RECEIVER, socket], { stdio: ['pipe', 'pipe', 'inherit'] });
   const all = [];
-  let partial = '';
-  proc.stdout.setEncoding('utf8').on('data', (chunk) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop();
-    for (const l of lines) all.push({ ...JSON.parse(l), at: monotonicUsec() });
-  });
+  eachLine(proc.stdout, (l) => all.push({ ...JSON.parse(l), at: monotonicUsec() }));
   t.after(() => proc.kill('SIGKILL'));
   await waitFor(() => all.some((m) => m.listening), 10000, 'the fake NOTIFY_SOCKET');
   const messages = () => all.filter((m) => m.fields && !m.fields.includes('BARRIER=1'));

@@ -3,7 +3,7 @@
 // even when a test fails.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -103,15 +103,7 @@ export class Corral {
     this.exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => resolve({ code, signal }));
     });
-    for (const stream of [this.proc.stdout, this.proc.stderr]) {
-      let partial = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk) => {
-        const parts = (partial + chunk).split('\n');
-        partial = parts.pop();
-        for (const line of parts) this.#line(line);
-      });
-    }
+    for (const stream of [this.proc.stdout, this.proc.stderr]) eachLine(stream, (line) => this.#line(line));
     started.add(this);
   }
 
@@ -197,24 +189,24 @@ export class Corral {
   }
 }
 
-/** The pids whose parent is `ppid`, from /proc (empty where there is none). */
+/** The pids whose parent is `ppid` (forked by its main thread, as node forks), from /proc; empty once it is gone. */
 export function childrenOf(ppid) {
-  let entries;
   try {
-    entries = readdirSync('/proc');
+    return readFileSync(`/proc/${ppid}/task/${ppid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
-  const children = [];
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // The parent pid is the 2nd field after the parenthesised command, which may hold blanks.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) children.push(Number(name));
-    } catch {}
-  }
-  return children;
+}
+
+/** Call `onLine` with each whole line `stream` yields. */
+export function eachLine(stream, onLine) {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop();
+    for (const line of parts) onLine(line);
+  });
 }
 
 export function startCorral(t, args, opts) {

@@ -3,8 +3,7 @@
 // its entrypoint. Signals go to the namespace's init by its host pid, found
 // as the unshare process's only child; nothing else is ever signalled.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { sleep, waitFor, within } from './helpers.js';
+import { childrenOf, eachLine, sleep, waitFor, within } from './helpers.js';
 
 const UNSHARE = ['--pid', '--fork', '--mount-proc', '--kill-child'];
 
@@ -30,15 +29,9 @@ export class Namespace {
     this.proc = spawn('unshare', [...UNSHARE, ...argv], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
     for (const stream of [this.proc.stdout, this.proc.stderr]) {
-      let partial = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk) => {
-        const parts = (partial + chunk).split('\n');
-        partial = parts.pop();
-        for (const line of parts) {
-          this.lines.push(line);
-          for (const l of this.listeners) l(line);
-        }
+      eachLine(stream, (line) => {
+        this.lines.push(line);
+        for (const l of this.listeners) l(line);
       });
     }
     running.add(this);
@@ -57,7 +50,7 @@ export class Namespace {
     if (this.init) return this.init;
     const pid = this.proc.pid;
     this.init = await waitFor(() => {
-      const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+      const [child] = childrenOf(pid);
       return child > 1 ? child : null;
     }, 5000, 'the namespace init to exist');
     return this.init;
