@@ -23,16 +23,22 @@ class FakeOut extends EventEmitter {
 
 const line = (msg) => ({ time: new Date(), level: 'info', source: 'worker', worker: 0, pid: 1, msg });
 
-test('a closed stdout (EPIPE): lines are dropped and counted, paused producers resume, stderr says why once', async () => {
+/** A sink whose stdout is full after one line, and a producer waiting for it to drain. */
+function blockedSink() {
   const out = new FakeOut();
   const err = new FakeOut();
   const sink = new TextSink('app', true, out, err);
   out.room = 1;
   assert.equal(sink.write(line('a')), false);
-  let resumed = 0;
-  sink.onDrain(() => (resumed += 1));
+  const producer = { resumed: 0 };
+  sink.onDrain(() => (producer.resumed += 1));
+  return { out, err, sink, producer };
+}
+
+test('a closed stdout (EPIPE): lines are dropped and counted, paused producers resume, stderr says why once', async () => {
+  const { out, err, sink, producer } = blockedSink();
   out.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
-  assert.equal(resumed, 1, 'a producer paused on the dead stream resumes');
+  assert.equal(producer.resumed, 1, 'a producer paused on the dead stream resumes');
   for (let i = 0; i < 5; i++) assert.equal(sink.write(line(`b${i}`)), true);
   assert.equal(sink.dropped, 5);
   assert.equal(out.lines.length, 1, 'nothing more is written to the dead stream');
@@ -43,17 +49,11 @@ test('a closed stdout (EPIPE): lines are dropped and counted, paused producers r
 
 test('a stalled reader: back-pressure first, drops after STALL_MS, the gap reported when it reads again', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
-  const out = new FakeOut();
-  const err = new FakeOut();
-  const sink = new TextSink('app', true, out, err);
-  out.room = 1;
-  assert.equal(sink.write(line('a')), false);
-  let resumed = 0;
-  sink.onDrain(() => (resumed += 1));
+  const { out, err, sink, producer } = blockedSink();
   sink.write(line('still buffered'));
   assert.equal(sink.dropped, 0, 'a short stall loses nothing');
   t.mock.timers.tick(STALL_MS);
-  assert.equal(resumed, 1, 'past the stall the producers resume');
+  assert.equal(producer.resumed, 1, 'past the stall the producers resume');
   sink.write(line('dropped'));
   assert.equal(sink.dropped, 1);
   t.mock.timers.tick(1500);
