@@ -167,23 +167,24 @@ export class Corral {
     process.kill(this.pid, sig);
   }
 
+  /** SIGKILL corral and its workers; returns the pids signalled. */
   killAll() {
     // Children not named in the log yet (a canary still booting) are found by
     // their parent pid: left alive, they would write their compile cache into
     // the home while it is being removed.
-    for (const pid of new Set([...childrenOf(this.pid), this.pid, ...this.workerPids])) {
-      if (!(pid > 0)) continue;
+    const pids = [...new Set([...childrenOf(this.pid), this.pid, ...this.workerPids])].filter((pid) => pid > 0);
+    for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {}
     }
+    return pids;
   }
 
   async cleanup() {
-    const children = childrenOf(this.pid);
-    this.killAll();
+    const killed = this.killAll();
     await Promise.race([this.exited, sleep(2000)]);
-    await waitFor(() => children.every((pid) => !alive(pid)), 2000, 'the killed workers to be gone').catch(() => {});
+    await waitFor(() => killed.every((pid) => !alive(pid)), 2000, 'the killed workers to be gone').catch(() => {});
     started.delete(this);
     if (this.ownHome) rmSync(this.home, { recursive: true, force: true, maxRetries: 5 });
   }
