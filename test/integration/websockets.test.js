@@ -46,33 +46,30 @@ for (const strategy of ['os', 'rr']) {
   });
 }
 
-test('ws with permessage-deflate, the server streaming 16 KiB messages: closes land between frames (1001, no protocol error)', async (t) => {
-  const c = startCorral(t, [path.join(FIXTURES, 'ws-echo.cjs'), '-w', '2', '--name', 'wsdeflate', ...QUICK_CANARY], { env: { WS_DEFLATE: '1', WS_STREAM: '16384' } });
+/** 10 clients on a 2-worker cluster of `app`, a reload, every client back on a new worker: the fleet, to read its closes. */
+async function reloadedFleet(t, app, name, env = {}) {
+  const c = startCorral(t, [path.join(FIXTURES, app), '-w', '2', '--name', name, ...QUICK_CANARY], { env });
   const port = await c.ready(2);
   const fleet = wsFleet(port, 10);
   t.after(() => fleet.stop());
   const before = await readyPids(c);
   await waitFor(() => fleet.allOn(before), 10000, 'all clients connected');
-  const r = await runCli(['reload', 'wsdeflate'], { home: c.home, timeout: 30000 });
+  const r = await runCli(['reload', name], { home: c.home, timeout: 30000 });
   assert.equal(r.code, 0, r.stderr);
   const after = (await readyPids(c)).filter((p) => !before.includes(p));
   await waitFor(() => fleet.allOn(after), 10000, 'every client on a new worker');
+  return fleet;
+}
+
+test('ws with permessage-deflate, the server streaming 16 KiB messages: closes land between frames (1001, no protocol error)', async (t) => {
+  const fleet = await reloadedFleet(t, 'ws-echo.cjs', 'wsdeflate', { WS_DEFLATE: '1', WS_STREAM: '16384' });
   const s = summary(fleet);
   assert.deepEqual(s.codes, { 1001: 10 }, `close codes ${JSON.stringify(s.codes)}`);
   assert.equal(s.maxDrops, 1);
 });
 
 test('ws: the app\'s shutdown hook closes its sockets itself (1000, its reason); corral leaves those closes alone', async (t) => {
-  const c = startCorral(t, [path.join(FIXTURES, 'ws-hook.mjs'), '-w', '2', '--name', 'wshook', ...QUICK_CANARY]);
-  const port = await c.ready(2);
-  const fleet = wsFleet(port, 10);
-  t.after(() => fleet.stop());
-  const before = await readyPids(c);
-  await waitFor(() => fleet.allOn(before), 10000, 'all clients connected');
-  const r = await runCli(['reload', 'wshook'], { home: c.home, timeout: 30000 });
-  assert.equal(r.code, 0, r.stderr);
-  const after = (await readyPids(c)).filter((p) => !before.includes(p));
-  await waitFor(() => fleet.allOn(after), 10000, 'every client on a new worker');
+  const fleet = await reloadedFleet(t, 'ws-hook.mjs', 'wshook');
   const ended = fleet.ended();
   assert.equal(ended.length, 10);
   for (const e of ended) assert.deepEqual([e.code, e.reason], [1000, 'bye (reload)']);
