@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { AdminServer } from '../admin/server.js';
-import type { CorralError } from '../common/errors.js';
+import { CorralError } from '../common/errors.js';
 import type { AdminOptions, ResolvedOptions } from '../config/options.js';
 import { ControlServer } from '../control/server.js';
 import { ensurePrivateHome } from '../control/paths.js';
@@ -64,13 +64,13 @@ function setUpCompileCache(options: ResolvedOptions, sink: LogSink): { dir: stri
     sink.write(corralRecord('debug', `compile cache off: ${cache.off}`));
     return { dir: undefined };
   }
-  // With the control channel on, an unusable home is the user's error to fix (exit 2), said once.
-  if (options.control) ensurePrivateHome(options.home);
   try {
-    if (!options.control) ensurePrivateHome(options.home);
+    ensurePrivateHome(options.home);
     prepareCompileCache(cache.dir);
     return { dir: cache.dir };
   } catch (err) {
+    // With the control channel on, an unusable home is the user's error to fix (exit 2), said once.
+    if (options.control && err instanceof CorralError) throw err;
     sink.write(corralRecord('warn', `compile cache off: cannot use ${cache.dir} (${(err as Error).message})`));
     return { dir: undefined };
   }
